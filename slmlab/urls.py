@@ -1,0 +1,32 @@
+from allauth.account.decorators import secure_admin_login
+from django.contrib import admin
+from django.http import HttpRequest, JsonResponse
+from django.shortcuts import redirect
+from django.urls import include, path
+
+# The admin login goes through allauth's login view, so its rate limits apply.
+admin.site.login = secure_admin_login(admin.site.login)
+admin.site.site_header = "SLM Lab administration"
+admin.site.site_title = "SLM Lab admin"
+
+
+def health(request: HttpRequest) -> JsonResponse:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})
+
+
+def home(request: HttpRequest):
+    return redirect("projects:list" if request.user.is_authenticated else "account_login")
+
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("health/", health, name="health"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("projects/", include("projects.urls")),
+]

@@ -1,0 +1,222 @@
+"""Run configuration: one dataclass, validated, round-tripped through YAML.
+
+The YAML file written by :meth:`RunConfig.to_yaml` is what ``manage.py train
+--config run.yaml`` consumes, so every field here is a plain YAML scalar or list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ATTENTION_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj"]
+TARGET_PRESETS = ("all-linear", "attention")
+QUANTIZATIONS = ("4bit", "8bit", "none")
+QUANT_TYPES = ("nf4", "fp4")
+COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")
+SCHEDULERS = ("cosine", "linear", "constant")
+OPTIMIZERS = ("adamw", "sgd")
+LORA_RANK_RANGE = (4, 64)
+
+
+class ConfigError(ValueError):
+    """Invalid run settings; ``errors`` maps each bad field to what was expected."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{name}: {msg}" for name, msg in errors.items()))
+
+
+@dataclass
+class RunConfig:
+    """Everything a fine-tuning run needs. Defaults suit a 4-bit QLoRA run on a small model."""
+
+    model_dir: str
+    dataset_path: str
+    output_dir: str
+    quantization: str = "4bit"
+    quant_type: str = "nf4"
+    double_quant: bool = True
+    # "auto": bfloat16 on a CUDA device that supports it, else float32 (CPUs and
+    # older GPUs either lack fast bf16 kernels or lose accuracy with fp16 here).
+    compute_dtype: str = "auto"
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    target_modules: str | list[str] = "all-linear"
+    learning_rate: float = 2e-4
+    epochs: int = 1
+    max_steps: int = 0  # 0: train for `epochs` full passes
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_seq_len: int = 512
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    lr_scheduler: str = "cosine"
+    optimizer: str = "adamw"
+    max_grad_norm: float = 1.0  # 0 disables clipping
+    gradient_checkpointing: bool = False
+    seed: int = 42
+    train_on_prompt: bool = False
+    log_every: int = 1
+
+    def __post_init__(self) -> None:
+        # Callers naturally pass Path objects; YAML and JSON want plain strings.
+        for name in ("model_dir", "dataset_path", "output_dir"):
+            value = getattr(self, name)
+            if isinstance(value, Path):
+                setattr(self, name, str(value))
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` listing every invalid field."""
+        errors: dict[str, str] = {}
+        for f in dataclasses.fields(self):
+            message = _check_type(f.name, getattr(self, f.name))
+            if message:
+                errors[f.name] = message
+        for name, message in self._check_values().items():
+            errors.setdefault(name, message)
+        if errors:
+            raise ConfigError(errors)
+
+    def _check_values(self) -> dict[str, str]:
+        errors: dict[str, str] = {}
+
+        def need(ok: bool, name: str, message: str) -> None:
+            if not ok and name not in errors:
+                errors[name] = message
+
+        for name in ("model_dir", "dataset_path", "output_dir"):
+            need(bool(str(getattr(self, name)).strip()), name, "must not be empty")
+        choices = {
+            "quantization": QUANTIZATIONS,
+            "quant_type": QUANT_TYPES,
+            "compute_dtype": COMPUTE_DTYPES,
+            "lr_scheduler": SCHEDULERS,
+            "optimizer": OPTIMIZERS,
+        }
+        for name, allowed in choices.items():
+            need(getattr(self, name) in allowed, name, f"expected one of {', '.join(allowed)}")
+        low, high = LORA_RANK_RANGE
+        need(_num(self.lora_r) and low <= self.lora_r <= high, "lora_r", f"must be {low}-{high}")
+        need(_num(self.lora_alpha) and self.lora_alpha > 0, "lora_alpha", "must be > 0")
+        need(_num(self.lora_dropout) and 0 <= self.lora_dropout < 1, "lora_dropout", "must be 0-<1")
+        need(_num(self.learning_rate) and 0 < self.learning_rate <= 1, "learning_rate", "0-1")
+        need(_num(self.epochs) and self.epochs >= 1, "epochs", "must be >= 1")
+        need(_num(self.max_steps) and self.max_steps >= 0, "max_steps", "must be >= 0")
+        need(_num(self.batch_size) and self.batch_size >= 1, "batch_size", "must be >= 1")
+        need(_num(self.grad_accum) and self.grad_accum >= 1, "grad_accum", "must be >= 1")
+        need(_num(self.max_seq_len) and self.max_seq_len >= 8, "max_seq_len", "must be >= 8")
+        need(_num(self.warmup_ratio) and 0 <= self.warmup_ratio < 1, "warmup_ratio", "0-<1")
+        need(_num(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        need(_num(self.max_grad_norm) and self.max_grad_norm >= 0, "max_grad_norm", ">= 0")
+        need(_num(self.seed) and self.seed >= 0, "seed", "must be >= 0")
+        need(_num(self.log_every) and self.log_every >= 1, "log_every", "must be >= 1")
+        if isinstance(self.target_modules, str):
+            need(
+                self.target_modules in TARGET_PRESETS,
+                "target_modules",
+                f"expected a preset ({', '.join(TARGET_PRESETS)}) or a list of module names",
+            )
+        elif isinstance(self.target_modules, list):
+            need(bool(self.target_modules), "target_modules", "must not be an empty list")
+        return errors
+
+    def resolved_compute_dtype(self, cuda_available: bool, bf16_supported: bool) -> str:
+        """The concrete compute dtype for this device ("auto" resolved)."""
+        if self.compute_dtype != "auto":
+            return self.compute_dtype
+        return "bfloat16" if cuda_available and bf16_supported else "float32"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RunConfig:
+        """Build and validate a config; unknown or missing keys raise :class:`ConfigError`."""
+        if not isinstance(data, dict):
+            raise ConfigError({"config": "expected a mapping of setting names to values"})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(str(k) for k in data if k not in known)
+        errors = {
+            name: f"unknown setting (expected one of: {', '.join(sorted(known))})"
+            for name in unknown
+        }
+        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+        errors.update({name: "required" for name in required if name not in data})
+        if errors:
+            raise ConfigError(errors)
+        config = cls(**{k: _coerce(k, v) for k, v in data.items()})
+        config.validate()
+        return config
+
+    @classmethod
+    def from_yaml(cls, text: str) -> RunConfig:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError({"config": f"not valid YAML ({exc})"}) from exc
+        return cls.from_dict(data)
+
+    def write_yaml(self, path: Path | str) -> None:
+        Path(path).write_text(self.to_yaml(), encoding="utf-8")
+
+    @classmethod
+    def read_yaml(cls, path: Path | str) -> RunConfig:
+        return cls.from_yaml(Path(path).read_text(encoding="utf-8"))
+
+
+_FIELD_TYPES: dict[str, type] = {}
+
+
+def _field_type(name: str) -> Any:
+    if not _FIELD_TYPES:
+        defaults = RunConfig("m", "d", "o")
+        for f in dataclasses.fields(RunConfig):
+            _FIELD_TYPES[f.name] = type(getattr(defaults, f.name))
+    return _FIELD_TYPES[name]
+
+
+def _num(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_type(name: str, value: Any) -> str | None:
+    """An error message when ``value`` has the wrong type for field ``name``."""
+    expected = _field_type(name)
+    if name == "target_modules":
+        ok = isinstance(value, str) or (
+            isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+        )
+        return None if ok else "expected a preset name or a list of module names"
+    if expected is bool:
+        return None if isinstance(value, bool) else "expected true or false"
+    if expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else "expected a whole number"
+    if expected is float:
+        return None if _num(value) else "expected a number"
+    return None if isinstance(value, str) else "expected text"
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Forgive YAML 1.1 quirks: ``2e-4`` parses as a string and ``1`` as an int."""
+    expected = _field_type(name)
+    if expected is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is str and isinstance(value, Path):
+        return str(value)
+    return value

@@ -1,0 +1,422 @@
+"""QLoRA/LoRA fine-tuning with a compact, explicit training loop.
+
+The loop is hand-written rather than ``transformers.Trainer`` so that metrics,
+cancellation and token accounting are exactly what the lab shows: loss is the
+mean over trained tokens across the whole accumulation window, and throughput
+counts real (non-pad) tokens only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from training.engine import store
+from training.engine.config import ATTENTION_MODULES, ConfigError, RunConfig
+from training.engine.data import IGNORE_INDEX, read_alpaca_jsonl, tokenize_rows
+
+Example = dict[str, list[int]]
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    """What the run page shows after each optimizer step."""
+
+    step: int
+    total_steps: int
+    epoch: float
+    loss: float
+    learning_rate: float
+    tokens: int
+    tokens_per_second: float
+    elapsed_s: float
+    eta_s: float
+    cpu_rss_mb: float
+    cpu_peak_rss_mb: float
+    gpu_mem_mb: float | None
+    gpu_peak_mb: float | None
+    grad_norm: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of :func:`train`; also written to ``output_dir/train_result.json``."""
+
+    status: str  # "completed" or "cancelled"
+    steps: int
+    final_loss: float | None
+    train_tokens: int
+    tokens_per_second: float
+    peak_rss_mb: float
+    peak_gpu_mb: float | None
+    adapter_dir: str | None
+    elapsed_s: float
+
+
+MetricsCallback = Callable[[StepMetrics], None]
+LogCallback = Callable[[str], None]
+StopCallback = Callable[[], bool]
+
+
+def train(
+    config: RunConfig,
+    on_metrics: MetricsCallback | None = None,
+    on_log: LogCallback | None = None,
+    should_stop: StopCallback | None = None,
+) -> TrainResult:
+    """Fine-tune ``config.model_dir`` on ``config.dataset_path`` and save a LoRA adapter.
+
+    ``should_stop`` is polled before every micro-batch; when it returns True the run
+    stops cleanly and returns status "cancelled" without saving an adapter.
+    """
+    config.validate()
+    log = on_log or (lambda _line: None)
+    configure_threads()
+    seed_everything(config.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    log(f"reading dataset {config.dataset_path}…")
+    rows = read_alpaca_jsonl(config.dataset_path)
+    log(f"loading model {config.model_dir} ({config.quantization}) on {device}…")
+    compute_dtype = config.resolved_compute_dtype(
+        device == "cuda", device == "cuda" and torch.cuda.is_bf16_supported()
+    )
+    model, tokenizer = store.load_model_and_tokenizer(
+        Path(config.model_dir),
+        quantization=config.quantization,  # type: ignore[arg-type]
+        quant_type=config.quant_type,  # type: ignore[arg-type]
+        double_quant=config.double_quant,
+        compute_dtype=compute_dtype,  # type: ignore[arg-type]
+        device=device,
+    )
+    examples, dropped = tokenize_rows(tokenizer, rows, config.max_seq_len, config.train_on_prompt)
+    log(f"{len(examples)} training examples ({dropped} dropped: nothing left to train)")
+    if not examples:
+        raise ConfigError({"max_seq_len": "too short: every example lost all its answer tokens"})
+
+    model = attach_lora(model, config)
+    trainable, total = model.get_nb_trainable_parameters()
+    log(f"trainable params: {trainable:,} / {total:,} ({100 * trainable / total:.3f}%)")
+    return run_loop(model, tokenizer, examples, config, device, on_metrics, log, should_stop)
+
+
+def configure_threads() -> None:
+    """Use every core this process may run on, and no more.
+
+    Oversubscribing (e.g. torch's default on a cgroup-limited container) makes
+    CPU training markedly slower on small machines.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    torch.set_num_threads(max(1, cores or 1))
+
+
+def seed_everything(seed: int) -> None:
+    from transformers import set_seed
+
+    set_seed(seed)
+
+
+def resolve_target_modules(model: torch.nn.Module, target: str | list[str]) -> list[str]:
+    """Module names for a preset or explicit list, checked against the model's linear layers."""
+    available = store.list_linear_module_names(model)
+    if target == "all-linear":
+        return available
+    names = ATTENTION_MODULES if target == "attention" else list(target)
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise ConfigError(
+            {
+                "target_modules": f"not linear layers of this model: {', '.join(missing)} "
+                f"(available: {', '.join(available)})"
+            }
+        )
+    return names
+
+
+def attach_lora(model: Any, config: RunConfig) -> Any:
+    """Prepare a (possibly quantized) model and wrap it with fresh LoRA adapters."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if config.quantization != "none":
+        # Casts norms/embeddings to fp32 and freezes the base: needed for stable k-bit training.
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=config.gradient_checkpointing
+        )
+    elif config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=resolve_target_modules(model, config.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)
+
+
+def collate(examples: list[Example], pad_id: int) -> Batch:
+    """Right-pad to the longest example in the batch; padding is masked everywhere."""
+    width = max(len(e["input_ids"]) for e in examples)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e["input_ids"])
+        input_ids[i, :n] = torch.tensor(e["input_ids"])
+        labels[i, :n] = torch.tensor(e["labels"])
+        attention_mask[i, :n] = 1
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+
+
+def iterate_batches(
+    examples: list[Example], batch_size: int, seed: int
+) -> Iterator[tuple[int, list[Example]]]:
+    """Endless (epoch, batch) stream; each epoch is a fresh seeded permutation."""
+    epoch = 0
+    while True:
+        generator = torch.Generator().manual_seed(seed + epoch)
+        order = torch.randperm(len(examples), generator=generator).tolist()
+        for start in range(0, len(order), batch_size):
+            yield epoch, [examples[i] for i in order[start : start + batch_size]]
+        epoch += 1
+
+
+def count_trained(batch: Batch) -> int:
+    """Tokens that contribute to the loss (labels are shifted by one position)."""
+    return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+
+
+def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
+    """Sum of token cross-entropies; the caller divides by the window's trained tokens."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.size(-1)).float(),
+        batch["labels"][:, 1:].reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
+    )
+
+
+def plan_steps(config: RunConfig, n_examples: int) -> tuple[int, int]:
+    """(optimizer steps per epoch, total optimizer steps)."""
+    batches_per_epoch = math.ceil(n_examples / config.batch_size)
+    steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum)
+    total = config.max_steps or config.epochs * steps_per_epoch
+    return steps_per_epoch, total
+
+
+class _Clock:
+    """Throughput and ETA over training time only (model loading excluded)."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.tokens = 0
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def tokens_per_second(self) -> float:
+        elapsed = self.elapsed()
+        return self.tokens / elapsed if elapsed > 0 else 0.0
+
+
+def run_loop(
+    model: Any,
+    tokenizer: Any,
+    examples: list[Example],
+    config: RunConfig,
+    device: str,
+    on_metrics: MetricsCallback | None,
+    log: LogCallback,
+    should_stop: StopCallback | None,
+) -> TrainResult:
+    """Optimizer steps until done or stopped; then save (when completed) and report."""
+    from transformers import get_scheduler
+
+    steps_per_epoch, total_steps = plan_steps(config, len(examples))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = build_optimizer(params, config)
+    scheduler = get_scheduler(
+        config.lr_scheduler,
+        optimizer,
+        num_warmup_steps=math.ceil(config.warmup_ratio * total_steps),
+        num_training_steps=total_steps,
+    )
+    batches = iterate_batches(examples, config.batch_size, config.seed)
+    pad_id = tokenizer.pad_token_id
+    micro_per_epoch = math.ceil(len(examples) / config.batch_size)
+    clock = _Clock()
+    model.train()
+    step, micro_seen, loss = 0, 0, None
+    stopped = False
+    log(f"training {total_steps} steps ({steps_per_epoch} per epoch)…")
+    while step < total_steps and not stopped:
+        window = next_window(batches, config, micro_seen, micro_per_epoch, pad_id)
+        micro_seen += len(window)
+        trained = sum(count_trained(b) for b in window)
+        loss_sum = 0.0
+        for batch in window:
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
+            batch = {k: v.to(device) for k, v in batch.items()}
+            part = summed_loss(model, batch) / max(trained, 1)
+            part.backward()
+            loss_sum += float(part.detach())
+            clock.tokens += int(batch["attention_mask"].sum())
+        if stopped:
+            break
+        grad_norm = clip_gradients(params, config.max_grad_norm)
+        learning_rate = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        loss = loss_sum
+        real_tokens = sum(int(b["attention_mask"].sum()) for b in window)
+        metrics = step_metrics(
+            step,
+            total_steps,
+            micro_seen / micro_per_epoch,
+            loss,
+            learning_rate,
+            real_tokens,
+            clock,
+            grad_norm,
+        )
+        if on_metrics is not None:
+            on_metrics(metrics)
+        if step % config.log_every == 0 or step == total_steps:
+            log(f"step {step}/{total_steps} loss {loss:.4f} lr {learning_rate:.2e}")
+    return finish(model, tokenizer, config, step, loss, clock, stopped, log)
+
+
+def build_optimizer(params: list[torch.nn.Parameter], config: RunConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.learning_rate, momentum=0.9, weight_decay=config.weight_decay
+        )
+    return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+def next_window(
+    batches: Iterator[tuple[int, list[Example]]],
+    config: RunConfig,
+    micro_seen: int,
+    micro_per_epoch: int,
+    pad_id: int,
+) -> list[Batch]:
+    """The micro-batches of one optimizer step, collated on the CPU.
+
+    An accumulation window never spans two epochs, so with ``epochs`` the last step
+    of an epoch may hold fewer micro-batches (like the usual Trainer behaviour).
+    """
+    left_in_epoch = micro_per_epoch - (micro_seen % micro_per_epoch)
+    size = min(config.grad_accum, left_in_epoch)
+    return [collate(next(batches)[1], pad_id) for _ in range(size)]
+
+
+def clip_gradients(params: list[torch.nn.Parameter], max_norm: float) -> float:
+    """Clip when ``max_norm`` > 0; always return the pre-clipping global norm."""
+    limit = max_norm if max_norm > 0 else float("inf")
+    return float(torch.nn.utils.clip_grad_norm_(params, limit))
+
+
+def step_metrics(
+    step: int,
+    total_steps: int,
+    epoch: float,
+    loss: float,
+    learning_rate: float,
+    tokens: int,
+    clock: _Clock,
+    grad_norm: float,
+) -> StepMetrics:
+    elapsed = clock.elapsed()
+    rss, peak = memory_mb()
+    gpu, gpu_peak = gpu_memory_mb()
+    return StepMetrics(
+        step=step,
+        total_steps=total_steps,
+        epoch=epoch,
+        loss=loss,
+        learning_rate=learning_rate,
+        tokens=tokens,
+        tokens_per_second=clock.tokens_per_second(),
+        elapsed_s=elapsed,
+        eta_s=elapsed / step * (total_steps - step),
+        cpu_rss_mb=rss,
+        cpu_peak_rss_mb=peak,
+        gpu_mem_mb=gpu,
+        gpu_peak_mb=gpu_peak,
+        grad_norm=grad_norm,
+    )
+
+
+def memory_mb() -> tuple[float, float]:
+    """(current, peak) resident memory of this process in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+        current = pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        current = peak  # not Linux: the peak is the best cheap estimate
+    return current, peak
+
+
+def gpu_memory_mb() -> tuple[float | None, float | None]:
+    if not torch.cuda.is_available():
+        return None, None
+    return torch.cuda.memory_allocated() / 2**20, torch.cuda.max_memory_allocated() / 2**20
+
+
+def finish(
+    model: Any,
+    tokenizer: Any,
+    config: RunConfig,
+    step: int,
+    loss: float | None,
+    clock: _Clock,
+    stopped: bool,
+    log: LogCallback,
+) -> TrainResult:
+    """Save the adapter (completed runs only) and write ``train_result.json``."""
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    adapter_dir: Path | None = None
+    if stopped:
+        log(f"cancelled after {step} steps; no adapter saved")
+    else:
+        adapter_dir = output_dir / "adapter"
+        model.save_pretrained(adapter_dir)
+        tokenizer.save_pretrained(adapter_dir)
+        log(f"saved adapter to {adapter_dir}")
+    _, peak = memory_mb()
+    result = TrainResult(
+        status="cancelled" if stopped else "completed",
+        steps=step,
+        final_loss=loss,
+        train_tokens=clock.tokens,
+        tokens_per_second=clock.tokens_per_second(),
+        peak_rss_mb=peak,
+        peak_gpu_mb=gpu_memory_mb()[1],
+        adapter_dir=str(adapter_dir) if adapter_dir else None,
+        elapsed_s=clock.elapsed(),
+    )
+    payload = {"result": asdict(result), "config": config.to_dict()}
+    (output_dir / "train_result.json").write_text(json.dumps(payload, indent=2))
+    return result
