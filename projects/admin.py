@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from projects.models import Project
+from projects.models import BaseModel, Dataset, Project
 
 
 @admin.register(Project)
@@ -9,3 +9,16 @@ class ProjectAdmin(admin.ModelAdmin):
     search_fields = ["name", "owner__email"]
     list_select_related = ["owner"]
     raw_id_fields = ["owner"]
+
+
+@admin.register(BaseModel)
+class BaseModelAdmin(admin.ModelAdmin):
+    list_display = ["name", "source", "parameters", "context_length", "is_default", "created"]
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "project", "row_count", "size_bytes", "created"]
+    search_fields = ["name", "owner__email"]
+    raw_id_fields = ["owner", "project"]
+    readonly_fields = ["uid", "file", "row_count", "size_bytes", "preview"]

@@ -37,3 +37,26 @@ class ProjectForm(forms.ModelForm):
     def save(self, commit: bool = True) -> Project:
         self.instance.owner = self.owner
         return super().save(commit)
+
+
+class DatasetUploadForm(forms.Form):
+    file = forms.FileField(
+        label=_("JSONL file"),
+        help_text=_('One JSON object per line with "instruction", optional "input", and "output".'),
+        widget=forms.ClearableFileInput(attrs={"accept": ".jsonl,.json,application/jsonl"}),
+    )
+    name = forms.CharField(
+        label=_("Name"), max_length=200, required=False, help_text=_("Defaults to the file name.")
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if not upload.name.lower().endswith((".jsonl", ".json")):
+            raise forms.ValidationError(
+                _("Expected a .jsonl file (one JSON object per line); got “%(name)s”."),
+                params={"name": upload.name},
+            )
+        return upload
+
+    def dataset_name(self) -> str:
+        return self.cleaned_data["name"].strip() or self.cleaned_data["file"].name

@@ -9,4 +9,12 @@ urlpatterns = [
     path("<int:project_id>/", views.project_detail, name="detail"),
     path("<int:project_id>/rename/", views.project_rename, name="rename"),
     path("<int:project_id>/delete/", views.project_delete, name="delete"),
+    path("<int:project_id>/datasets/upload/", views.dataset_upload, name="dataset_upload"),
+    path("<int:project_id>/datasets/sample/", views.dataset_sample, name="dataset_sample"),
+    path("<int:project_id>/datasets/<int:dataset_id>/", views.dataset_detail, name="dataset"),
+    path(
+        "<int:project_id>/datasets/<int:dataset_id>/delete/",
+        views.dataset_delete,
+        name="dataset_delete",
+    ),
 ]

@@ -8,12 +8,18 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from projects.forms import ProjectForm
-from projects.models import Project
+from projects import datasets
+from projects.forms import DatasetUploadForm, ProjectForm
+from projects.models import Dataset, Project
+from training.engine.data import DatasetError
 
 
 def _get_project_for_user(request: HttpRequest, project_id: int) -> Project:
     return get_object_or_404(Project, pk=project_id, owner=request.user)
+
+
+def _get_dataset_for_user(request: HttpRequest, project_id: int, dataset_id: int) -> Dataset:
+    return get_object_or_404(Dataset, pk=dataset_id, project_id=project_id, owner=request.user)
 
 
 def _redirect(request: HttpRequest, url: str) -> HttpResponse:
@@ -48,7 +54,16 @@ def project_create(request: HttpRequest) -> HttpResponse:
 @vary_on_headers("HX-Request")
 def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     project = _get_project_for_user(request, project_id)
-    return render(request, "projects/project_detail.html", {"project": project})
+    return render(request, "projects/project_detail.html", _project_context(project))
+
+
+def _project_context(project: Project, upload_form: DatasetUploadForm | None = None) -> dict:
+    return {
+        "project": project,
+        "datasets": project.datasets.all(),
+        "runs": project.runs.select_related("base_model", "dataset"),
+        "upload_form": upload_form or DatasetUploadForm(),
+    }
 
 
 @login_required
@@ -67,7 +82,7 @@ def project_rename(request: HttpRequest, project_id: int) -> HttpResponse:
     if request.htmx:
         template += "#rename_form"
     project.refresh_from_db()
-    return render(request, template, {"project": project, "form": form, "editing": True})
+    return render(request, template, {**_project_context(project), "form": form, "editing": True})
 
 
 @login_required
@@ -78,3 +93,69 @@ def project_delete(request: HttpRequest, project_id: int) -> HttpResponse:
     project.delete()
     messages.success(request, _("Project “%(name)s” deleted.") % {"name": name})
     return _redirect(request, reverse("projects:list"))
+
+
+@login_required
+@require_POST
+def dataset_upload(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = _get_project_for_user(request, project_id)
+    form = DatasetUploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            dataset = datasets.store_upload(project, form.cleaned_data["file"], form.dataset_name())
+        except DatasetError as exc:
+            for problem in exc.problems:
+                form.add_error("file", str(problem))
+            if exc.total > len(exc.problems):
+                form.add_error(
+                    "file", _("… and %(n)d more problems.") % {"n": exc.total - len(exc.problems)}
+                )
+        else:
+            messages.success(
+                request,
+                _("Dataset “%(name)s” added: %(rows)d rows.")
+                % {"name": dataset.name, "rows": dataset.row_count},
+            )
+            return _redirect(request, dataset.get_absolute_url())
+    if request.htmx:
+        return render(
+            request,
+            "projects/project_detail.html#upload_form",
+            {"project": project, "upload_form": form},
+        )
+    return render(request, "projects/project_detail.html", _project_context(project, form))
+
+
+@login_required
+@require_POST
+def dataset_sample(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = _get_project_for_user(request, project_id)
+    dataset = datasets.store_sample(project)
+    messages.success(
+        request, _("Sample dataset added: %(rows)d rows.") % {"rows": dataset.row_count}
+    )
+    return _redirect(request, dataset.get_absolute_url())
+
+
+@login_required
+def dataset_detail(request: HttpRequest, project_id: int, dataset_id: int) -> HttpResponse:
+    dataset = _get_dataset_for_user(request, project_id, dataset_id)
+    return render(
+        request, "projects/dataset_detail.html", {"dataset": dataset, "project": dataset.project}
+    )
+
+
+@login_required
+@require_POST
+def dataset_delete(request: HttpRequest, project_id: int, dataset_id: int) -> HttpResponse:
+    dataset = _get_dataset_for_user(request, project_id, dataset_id)
+    if dataset.in_use:
+        messages.error(
+            request,
+            _("“%(name)s” is used by a run, so it cannot be deleted: delete those runs first.")
+            % {"name": dataset.name},
+        )
+        return _redirect(request, dataset.get_absolute_url())
+    datasets.delete_dataset(dataset)
+    messages.success(request, _("Dataset deleted."))
+    return _redirect(request, dataset.project.get_absolute_url())

@@ -70,6 +70,7 @@ def start_embedded_redis(data_dir: Path) -> tuple[subprocess.Popen, str]:
             str(redis_dir / "redis.log"),
         ],
         stdout=subprocess.DEVNULL,
+        start_new_session=True,
     )
     url = f"redis://127.0.0.1:{port}/0"
     wait_until(lambda: redis.Redis.from_url(url).ping(), 20, "embedded Redis")
@@ -86,15 +87,15 @@ def health_ok(url: str) -> bool:
 
 
 def stop_all(procs: list[tuple[str, subprocess.Popen]]) -> None:
-    # Reverse order: web, then worker (it checkpoints on SIGTERM), Redis last.
-    for _, proc in reversed(procs):
+    # Children run in their own sessions, so Ctrl-C reaches only this supervisor,
+    # which stops them in order: web, then the worker, Redis last.
+    for name, proc in reversed(procs):
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-    for name, proc in reversed(procs):
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            print(f"lab: {name} did not stop in 30 s, killing it", flush=True)
+            print(f"lab: {name} did not stop in 60 s, killing it", flush=True)
             proc.kill()
 
 
@@ -144,12 +145,14 @@ def main(argv: list[str] | None = None) -> int:
                 ],
                 env=env,
                 cwd=ROOT,
+                start_new_session=True,
             )
             procs.append(("worker", worker))
         web = subprocess.Popen(
             [str(BIN / "daphne"), "-b", args.host, "-p", str(args.port), "slmlab.asgi:application"],
             env=env,
             cwd=ROOT,
+            start_new_session=True,
         )
         procs.append(("web", web))
         shown_host = "localhost" if args.host in ("127.0.0.1", "0.0.0.0") else args.host

@@ -29,4 +29,5 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("projects/", include("projects.urls")),
+    path("", include("training.urls")),
 ]

@@ -7,15 +7,10 @@ from tests.factories import make_user
 
 
 @pytest.fixture(autouse=True)
-def _lab_settings(settings, tmp_path):
-    # Tests never write into the real data directory, and need no collectstatic.
-    settings.DATA_DIR = tmp_path / "data"
-    settings.MEDIA_ROOT = tmp_path / "data" / "media"
-    settings.RUNS_DIR = tmp_path / "data" / "runs"
-    settings.STORAGES = {
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
+def _lab_dirs(settings, tmp_path):
+    # Each test writes its datasets and runs into its own directory.
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.RUNS_DIR = tmp_path / "runs"
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,88 @@
+"""Storing validated datasets: nothing is stored unless all of it is valid."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+
+from projects.models import Dataset, Project, dataset_upload_path
+from training.engine.data import DatasetError, Problem, read_alpaca_jsonl
+from training.engine.samples import write_sample_dataset
+
+PREVIEW_ROWS = 5
+SAMPLE_NAME = "Sample: answer in JSON"
+
+
+def _tmp_dir() -> Path:
+    path = Path(settings.MEDIA_ROOT) / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def store_dataset(project: Project, source: Path, name: str) -> Dataset:
+    """Validate ``source`` and move it into the store as a new dataset of ``project``.
+
+    ``source`` is consumed: moved into the store on success, deleted on failure.
+    """
+    try:
+        rows = read_alpaca_jsonl(source)
+        uid = uuid.uuid4()
+        dataset = Dataset(
+            uid=uid,
+            owner=project.owner,
+            project=project,
+            name=name,
+            row_count=len(rows),
+            size_bytes=source.stat().st_size,
+            preview=rows[:PREVIEW_ROWS],
+        )
+        relative = dataset_upload_path(dataset, source.name)
+        final = Path(settings.MEDIA_ROOT) / relative
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with transaction.atomic():
+            dataset.file.name = relative
+            dataset.save()
+            os.replace(source, final)
+        return dataset
+    finally:
+        source.unlink(missing_ok=True)
+
+
+def store_upload(project: Project, upload: UploadedFile, name: str) -> Dataset:
+    limit = settings.DATASET_MAX_UPLOAD_MB * 1024 * 1024
+    if upload.size is not None and upload.size > limit:
+        raise DatasetError(
+            [
+                Problem(
+                    None,
+                    None,
+                    f"the file is {upload.size / 2**20:.1f} MB; "
+                    f"the limit is {settings.DATASET_MAX_UPLOAD_MB} MB",
+                )
+            ]
+        )
+    fd, tmp = tempfile.mkstemp(dir=_tmp_dir(), suffix=".jsonl")
+    with os.fdopen(fd, "wb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+    return store_dataset(project, Path(tmp), name)
+
+
+def store_sample(project: Project) -> Dataset:
+    fd, tmp = tempfile.mkstemp(dir=_tmp_dir(), suffix=".jsonl")
+    os.close(fd)
+    write_sample_dataset(tmp)
+    return store_dataset(project, Path(tmp), SAMPLE_NAME)
+
+
+def delete_dataset(dataset: Dataset) -> None:
+    path = Path(dataset.file.path)
+    with transaction.atomic():
+        dataset.delete()
+        transaction.on_commit(lambda: path.unlink(missing_ok=True))

@@ -1,0 +1,109 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from projects.models import BaseModel, Dataset, Project
+from training.engine.config import ConfigError, RunConfig
+from training.engine.samples import SAMPLE_RUN_DEFAULTS
+
+# Fields of RunConfig the form edits; paths are filled in by the worker.
+CONFIG_FIELDS = [
+    "quantization",
+    "quant_type",
+    "double_quant",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "target_modules",
+    "learning_rate",
+    "epochs",
+    "max_steps",
+    "batch_size",
+    "grad_accum",
+    "max_seq_len",
+    "seed",
+]
+
+
+class RunForm(forms.Form):
+    name = forms.CharField(label=_("Run name"), max_length=200)
+    base_model = forms.ModelChoiceField(
+        label=_("Model"), queryset=BaseModel.objects.all(), empty_label=None
+    )
+    dataset = forms.ModelChoiceField(
+        label=_("Dataset"), queryset=Dataset.objects.none(), empty_label=None
+    )
+    quantization = forms.ChoiceField(
+        label=_("Quantization"),
+        choices=[("4bit", _("4-bit (QLoRA)")), ("8bit", _("8-bit")), ("none", _("none (LoRA)"))],
+    )
+    quant_type = forms.ChoiceField(label=_("4-bit type"), choices=[("nf4", "NF4"), ("fp4", "FP4")])
+    double_quant = forms.BooleanField(label=_("Double quantization"), required=False)
+    lora_r = forms.IntegerField(label=_("LoRA rank"), min_value=4, max_value=64)
+    lora_alpha = forms.IntegerField(label=_("LoRA alpha"), min_value=1, max_value=1024)
+    lora_dropout = forms.FloatField(label=_("LoRA dropout"), min_value=0.0, max_value=0.9)
+    target_modules = forms.ChoiceField(
+        label=_("Target modules"),
+        choices=[("all-linear", _("all linear layers")), ("attention", _("attention only"))],
+    )
+    learning_rate = forms.FloatField(label=_("Learning rate"), min_value=1e-7, max_value=1e-1)
+    epochs = forms.IntegerField(label=_("Epochs"), min_value=1, max_value=100)
+    max_steps = forms.IntegerField(
+        label=_("Max steps"),
+        min_value=0,
+        max_value=1_000_000,
+        help_text=_("0 = train for the epochs above"),
+    )
+    batch_size = forms.IntegerField(label=_("Batch size"), min_value=1, max_value=512)
+    grad_accum = forms.IntegerField(label=_("Gradient accumulation"), min_value=1, max_value=512)
+    max_seq_len = forms.IntegerField(label=_("Max sequence length"), min_value=16, max_value=32768)
+    seed = forms.IntegerField(label=_("Seed"), min_value=0, max_value=2**31 - 1)
+
+    def __init__(self, *args, project: Project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["dataset"].queryset = project.datasets.all()
+        if not self.is_bound:
+            defaults = {**_config_defaults(), **SAMPLE_RUN_DEFAULTS}
+            for name in CONFIG_FIELDS:
+                self.fields[name].initial = defaults[name]
+            self.fields["name"].initial = f"run {project.runs.count() + 1}"
+            default_model = BaseModel.objects.filter(is_default=True).first()
+            if default_model:
+                self.fields["base_model"].initial = default_model.pk
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        try:
+            RunConfig.from_dict(
+                {"model_dir": "-", "dataset_path": "-", "output_dir": "-", **self.config()}
+            ).validate()
+        except ConfigError as exc:
+            for field, message in exc.errors.items():
+                if field in self.fields:
+                    self.add_error(field, message)
+                else:
+                    self.add_error(None, f"{field}: {message}")
+        return cleaned
+
+    def config(self) -> dict:
+        return {name: self.cleaned_data[name] for name in CONFIG_FIELDS}
+
+
+def _config_defaults() -> dict:
+    sample = RunConfig(model_dir="-", dataset_path="-", output_dir="-")
+    return {name: getattr(sample, name) for name in CONFIG_FIELDS}
+
+
+class ChatForm(forms.Form):
+    prompt = forms.CharField(
+        label=_("Prompt"), max_length=4000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    system_prompt = forms.CharField(label=_("System prompt"), max_length=2000, required=False)
+    max_new_tokens = forms.IntegerField(
+        label=_("Max tokens"), min_value=1, max_value=1024, initial=64
+    )
+    temperature = forms.FloatField(
+        label=_("Temperature"), min_value=0.0, max_value=2.0, initial=0.0
+    )
+    top_p = forms.FloatField(label=_("Top-p"), min_value=0.05, max_value=1.0, initial=1.0)

@@ -1,0 +1,201 @@
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models, transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from projects.models import BaseModel, Dataset, Project
+
+
+class Run(models.Model):
+    """One fine-tuning run. The database row is the truth the pages and scripts read."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        COMPLETED = "completed", _("completed")
+        FAILED = "failed", _("failed")
+        CANCELLED = "cancelled", _("cancelled")
+        INTERRUPTED = "interrupted", _("interrupted")
+
+    FINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs"
+    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="runs")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="runs")
+    base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="runs")
+    name = models.CharField(max_length=200)
+    config = models.JSONField(help_text=_("RunConfig fields, without paths"))
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+
+    # Latest progress, updated by the worker; the full curve is in RunMetric.
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    epoch = models.FloatField(default=0)
+    loss = models.FloatField(null=True, blank=True)
+    tokens_per_second = models.FloatField(null=True, blank=True)
+    eta_s = models.FloatField(null=True, blank=True)
+    train_tokens = models.BigIntegerField(default=0)
+    cpu_rss_mb = models.FloatField(null=True, blank=True)
+    cpu_peak_rss_mb = models.FloatField(null=True, blank=True)
+    gpu_mem_mb = models.FloatField(null=True, blank=True)
+    gpu_peak_mb = models.FloatField(null=True, blank=True)
+
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    first_metric_at = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_status_display()})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("training:run", args=[self.pk])
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(settings.RUNS_DIR) / f"run-{self.pk}"
+
+    @property
+    def adapter_dir(self) -> Path:
+        return self.output_dir / "adapter"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status == self.Status.COMPLETED:
+            return 100
+        if not self.total_steps:
+            return 0
+        return min(100, round(100 * self.step / self.total_steps))
+
+    @property
+    def has_adapter(self) -> bool:
+        return (
+            self.status == self.Status.COMPLETED
+            and (self.adapter_dir / "adapter_config.json").exists()
+        )
+
+    def claim(self, worker: str) -> bool:
+        """Move queued → running for exactly one worker; a duplicate delivery gets False."""
+        claimed = Run.objects.filter(
+            pk=self.pk, status=self.Status.QUEUED, cancel_requested=False
+        ).update(status=self.Status.RUNNING, worker=worker, started=timezone.now())
+        if claimed:
+            self.refresh_from_db()
+        return bool(claimed)
+
+    def request_cancel(self) -> bool:
+        """Cancel now if queued; ask the worker to stop if running. False once final."""
+        with transaction.atomic():
+            run = Run.objects.select_for_update().get(pk=self.pk)
+            if run.is_final:
+                return False
+            if run.status == self.Status.RUNNING:
+                run.cancel_requested = True
+                run.save(update_fields=["cancel_requested"])
+            else:
+                run.cancel_requested = True
+                run.status = self.Status.CANCELLED
+                run.finished = timezone.now()
+                run.save(update_fields=["cancel_requested", "status", "finished"])
+        self.refresh_from_db()
+        return True
+
+    def finish(self, status: str, error: str = "") -> None:
+        self.status = status
+        self.error = error
+        self.finished = timezone.now()
+        self.save(update_fields=["status", "error", "finished"])
+
+
+class RunMetric(models.Model):
+    """One optimizer step of a run; (run, step) is unique, so a replayed step never doubles."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics")
+    step = models.PositiveIntegerField()
+    epoch = models.FloatField()
+    loss = models.FloatField()
+    learning_rate = models.FloatField()
+    grad_norm = models.FloatField(null=True)
+    tokens = models.PositiveIntegerField()
+    tokens_per_second = models.FloatField()
+    elapsed_s = models.FloatField()
+    cpu_rss_mb = models.FloatField(null=True)
+    gpu_mem_mb = models.FloatField(null=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["step"]
+        constraints = [models.UniqueConstraint("run", "step", name="metric_step_unique_per_run")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} step {self.step}: {self.loss:.4f}"
+
+
+class RunLog(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="logs")
+    created = models.DateTimeField(default=timezone.now)
+    line = models.TextField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.line[:80]
+
+
+class ChatExchange(models.Model):
+    """One prompt answered by the base model and the tuned model, on a worker."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("thinking")
+        DONE = "done", _("done")
+        FAILED = "failed", _("failed")
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="chats")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chats"
+    )
+    system_prompt = models.TextField(blank=True)
+    prompt = models.TextField()
+    max_new_tokens = models.PositiveIntegerField(default=128)
+    temperature = models.FloatField(default=0.0)
+    top_p = models.FloatField(default=1.0)
+    base_answer = models.TextField(blank=True)
+    tuned_answer = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return self.prompt[:80]
+
+    def messages(self) -> list[dict[str, str]]:
+        out = []
+        if self.system_prompt:
+            out.append({"role": "system", "content": self.system_prompt})
+        out.append({"role": "user", "content": self.prompt})
+        return out

@@ -1,0 +1,211 @@
+"""Worker-side glue between the database and the engine (training/engine/)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import traceback
+from pathlib import Path
+
+from django.db import close_old_connections
+from django.utils import timezone
+
+from training import events
+from training.engine.config import RunConfig
+from training.engine.train import StepMetrics, train
+from training.models import ChatExchange, Run, RunLog, RunMetric
+
+logger = logging.getLogger(__name__)
+PUSH_INTERVAL_S = 1.0
+CANCEL_POLL_S = 0.5
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def engine_config(run: Run) -> RunConfig:
+    return RunConfig.from_dict(
+        {
+            **run.config,
+            "model_dir": run.base_model.path,
+            "dataset_path": run.dataset.file.path,
+            "output_dir": str(run.output_dir),
+        }
+    )
+
+
+class RunReporter:
+    """Stores every step and log line, and pushes the page at most once a second."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.last_push = 0.0
+        self.last_cancel_check = 0.0
+        self.cancelled = False
+
+    def push(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last_push >= PUSH_INTERVAL_S:
+            self.last_push = now
+            events.publish_run(self.run.pk)
+
+    def on_log(self, line: str) -> None:
+        RunLog.objects.create(run=self.run, line=line)
+        self.push()
+
+    def on_metrics(self, m: StepMetrics) -> None:
+        RunMetric.objects.update_or_create(
+            run=self.run,
+            step=m.step,
+            defaults={
+                "epoch": m.epoch,
+                "loss": m.loss,
+                "learning_rate": m.learning_rate,
+                "grad_norm": m.grad_norm,
+                "tokens": m.tokens,
+                "tokens_per_second": m.tokens_per_second,
+                "elapsed_s": m.elapsed_s,
+                "cpu_rss_mb": m.cpu_rss_mb,
+                "gpu_mem_mb": m.gpu_mem_mb,
+            },
+        )
+        run = self.run
+        first = run.first_metric_at is None
+        run.step, run.total_steps, run.epoch, run.loss = m.step, m.total_steps, m.epoch, m.loss
+        run.tokens_per_second, run.eta_s = m.tokens_per_second, m.eta_s
+        run.train_tokens += m.tokens
+        run.cpu_rss_mb, run.cpu_peak_rss_mb = m.cpu_rss_mb, m.cpu_peak_rss_mb
+        run.gpu_mem_mb, run.gpu_peak_mb = m.gpu_mem_mb, m.gpu_peak_mb
+        fields = [
+            "step",
+            "total_steps",
+            "epoch",
+            "loss",
+            "tokens_per_second",
+            "eta_s",
+            "train_tokens",
+            "cpu_rss_mb",
+            "cpu_peak_rss_mb",
+            "gpu_mem_mb",
+            "gpu_peak_mb",
+        ]
+        if first:
+            run.first_metric_at = timezone.now()
+            fields.append("first_metric_at")
+        run.save(update_fields=fields)
+        self.push(force=first)
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if now - self.last_cancel_check >= CANCEL_POLL_S:
+            self.last_cancel_check = now
+            self.cancelled = Run.objects.filter(pk=self.run.pk, cancel_requested=True).exists()
+        return self.cancelled
+
+
+def execute_run(run_id: int) -> None:
+    run = Run.objects.select_related("base_model", "dataset").filter(pk=run_id).first()
+    if run is None or not run.claim(worker_name()):
+        logger.info("run %s: not claimable (gone, taken or cancelled); skipping", run_id)
+        return
+    reporter = RunReporter(run)
+    reporter.on_log(f"claimed by worker {run.worker}")
+    try:
+        result = train(
+            engine_config(run),
+            on_metrics=reporter.on_metrics,
+            on_log=reporter.on_log,
+            should_stop=reporter.should_stop,
+        )
+    except Exception as exc:
+        close_old_connections()
+        logger.exception("run %s failed", run_id)
+        RunLog.objects.create(run=run, line="".join(traceback.format_exception_only(exc)).strip())
+        run.finish(Run.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        events.publish_run(run.pk)
+        return
+    if result.status == "completed":
+        run.finish(Run.Status.COMPLETED)
+        RunLog.objects.create(run=run, line="run completed")
+    else:
+        run.finish(Run.Status.CANCELLED)
+        RunLog.objects.create(run=run, line=f"run cancelled; stopped at step {result.steps}")
+    reporter.push(force=True)
+
+
+# One loaded model per worker process: consecutive chats with the same run reuse it.
+_chat_cache: dict[str, object] = {}
+
+
+def _chat_model(base_dir: str, adapter_dir: str):
+    from training.engine.chat import ChatModel
+
+    key = f"{base_dir}|{adapter_dir}"
+    if key not in _chat_cache:
+        _chat_cache.clear()
+        _chat_cache[key] = ChatModel(Path(base_dir), Path(adapter_dir))
+    return _chat_cache[key]
+
+
+def answer_chat(exchange_id: int) -> None:
+    exchange = ChatExchange.objects.select_related("run__base_model").filter(pk=exchange_id).first()
+    if exchange is None or exchange.status != ChatExchange.Status.PENDING:
+        return
+    run = exchange.run
+    try:
+        model = _chat_model(run.base_model.path, str(run.adapter_dir))
+        answers = model.compare(
+            exchange.messages(),
+            max_new_tokens=exchange.max_new_tokens,
+            temperature=exchange.temperature,
+            top_p=exchange.top_p,
+        )
+    except Exception as exc:
+        logger.exception("chat %s failed", exchange_id)
+        exchange.status = ChatExchange.Status.FAILED
+        exchange.error = f"{type(exc).__name__}: {exc}"
+        exchange.save(update_fields=["status", "error"])
+    else:
+        exchange.base_answer = answers["base"]
+        exchange.tuned_answer = answers["tuned"]
+        exchange.status = ChatExchange.Status.DONE
+        exchange.save(update_fields=["base_answer", "tuned_answer", "status"])
+    events.publish_chats(run.pk)
+
+
+def run_summary(run: Run) -> dict:
+    """The JSON document scripts read for one run (see README "Run results as JSON")."""
+    return {
+        "id": run.pk,
+        "name": run.name,
+        "project": run.project_id,
+        "status": run.status,
+        "error": run.error or None,
+        "base_model": run.base_model.name,
+        "dataset": {"id": run.dataset_id, "name": run.dataset.name, "rows": run.dataset.row_count},
+        "config": run.config,
+        "progress": {"step": run.step, "total_steps": run.total_steps, "epoch": run.epoch},
+        "final_loss": run.loss,
+        "tokens_per_second": run.tokens_per_second,
+        "train_tokens": run.train_tokens,
+        "memory_mb": {"cpu_peak_rss": run.cpu_peak_rss_mb, "gpu_peak": run.gpu_peak_mb},
+        "worker": run.worker or None,
+        "created": run.created.isoformat(),
+        "started": run.started.isoformat() if run.started else None,
+        "first_metric": run.first_metric_at.isoformat() if run.first_metric_at else None,
+        "finished": run.finished.isoformat() if run.finished else None,
+        "metrics": [
+            {
+                "step": m.step,
+                "epoch": m.epoch,
+                "loss": m.loss,
+                "learning_rate": m.learning_rate,
+                "tokens_per_second": m.tokens_per_second,
+                "elapsed_s": m.elapsed_s,
+            }
+            for m in run.metrics.all()
+        ],
+    }

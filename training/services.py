@@ -1,0 +1,65 @@
+"""Workflows that span models or enqueue work. Enqueues happen after commit, only here."""
+
+from django.db import transaction
+
+from accounts.models import User
+from projects.models import BaseModel, Dataset, Project
+from training import events
+from training.models import ChatExchange, Run
+
+
+def start_run(
+    *,
+    owner: User,
+    project: Project,
+    dataset: Dataset,
+    base_model: BaseModel,
+    name: str,
+    config: dict,
+) -> Run:
+    from training.actors import train_run
+
+    with transaction.atomic():
+        run = Run.objects.create(
+            owner=owner,
+            project=project,
+            dataset=dataset,
+            base_model=base_model,
+            name=name,
+            config=config,
+        )
+        transaction.on_commit(lambda: train_run.send(run.pk))
+    return run
+
+
+def cancel_run(run: Run) -> bool:
+    changed = run.request_cancel()
+    if changed:
+        run.logs.create(line="cancel requested by the user")
+        events.publish_run(run.pk)
+    return changed
+
+
+def ask_chat(
+    run: Run,
+    *,
+    prompt: str,
+    system_prompt: str = "",
+    max_new_tokens: int = 128,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+) -> ChatExchange:
+    from training.actors import chat_reply
+
+    with transaction.atomic():
+        exchange = ChatExchange.objects.create(
+            run=run,
+            owner=run.owner,
+            prompt=prompt,
+            system_prompt=system_prompt,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+        )
+        transaction.on_commit(lambda: chat_reply.send(exchange.pk))
+    return exchange

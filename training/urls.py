@@ -1,0 +1,13 @@
+from django.urls import path
+
+from training import views
+
+app_name = "training"
+urlpatterns = [
+    path("projects/<int:project_id>/runs/new/", views.run_new, name="new"),
+    path("runs/<int:run_id>/", views.run_detail, name="run"),
+    path("runs/<int:run_id>.json", views.run_json, name="run_json"),
+    path("runs/<int:run_id>/cancel/", views.run_cancel, name="cancel"),
+    path("runs/<int:run_id>/chat/", views.run_chat, name="chat"),
+    path("runs/<int:run_id>/adapter.zip", views.run_adapter, name="adapter"),
+]
