@@ -120,7 +120,7 @@ def dataset_upload(request: HttpRequest, project_id: int) -> HttpResponse:
     if request.htmx:
         return render(
             request,
-            "projects/project_detail.html#upload_form",
+            "projects/_project_sections.html#upload_form",
             {"project": project, "upload_form": form},
         )
     return render(request, "projects/project_detail.html", _project_context(project, form))

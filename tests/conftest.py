@@ -3,6 +3,7 @@ import os
 import pytest
 from django.test import Client
 
+from tests.browser_fixtures import browser, page  # noqa: F401  (shared fixtures)
 from tests.factories import make_user
 
 

@@ -17,3 +17,63 @@ def make_project(owner: User | None = None, name: str | None = None, **extra) ->
     return Project.objects.create(
         owner=owner or make_user(), name=name or f"project {next(_seq)}", **extra
     )
+
+
+def make_base_model(name: str = "SmolLM2-135M-Instruct", path: str = "/nonexistent", **extra):
+    from projects.models import BaseModel
+
+    model, _ = BaseModel.objects.get_or_create(
+        name=name,
+        defaults={"path": path, "source": BaseModel.Source.BUNDLED, "is_default": True, **extra},
+    )
+    return model
+
+
+def write_jsonl(path, rows: list[dict]) -> None:
+    import json
+
+    with open(path, "w", encoding="utf-8") as out:
+        for row in rows:
+            out.write(json.dumps(row) + "\n")
+
+
+ALPACA_ROWS = [
+    {"instruction": "Say hi", "input": "", "output": "hi"},
+    {"instruction": "Add", "input": "2 + 2", "output": "4"},
+    {"instruction": "Capital of France?", "output": "Paris"},
+]
+
+
+def make_dataset(project: Project | None = None, rows: list[dict] | None = None, name="data"):
+    """A dataset stored through the same path an upload takes."""
+    import tempfile
+    from pathlib import Path
+
+    from projects.datasets import store_dataset
+
+    project = project or make_project()
+    fd, tmp = tempfile.mkstemp(suffix=".jsonl")
+    import os
+
+    os.close(fd)
+    write_jsonl(tmp, rows or ALPACA_ROWS)
+    return store_dataset(project, Path(tmp), name)
+
+
+def make_run(project: Project | None = None, dataset=None, base_model=None, **extra):
+    from training.forms import CONFIG_FIELDS, _config_defaults
+    from training.models import Run
+
+    project = project or make_project()
+    dataset = dataset or make_dataset(project)
+    config = {k: v for k, v in _config_defaults().items() if k in CONFIG_FIELDS}
+    config.update(max_steps=2, max_seq_len=64, batch_size=2)
+    return Run.objects.create(
+        owner=project.owner,
+        project=project,
+        dataset=dataset,
+        base_model=base_model or make_base_model(),
+        name=extra.pop("name", "run"),
+        config={**config, **extra.pop("config", {})},
+        **extra,
+    )

@@ -20,9 +20,8 @@ from training.engine.train import (
     train,
 )
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 def test_it_reports_metrics_after_every_step(trained_run: dict[str, Any]) -> None:
     metrics = trained_run["metrics"]
 
@@ -37,6 +36,7 @@ def test_it_reports_metrics_after_every_step(trained_run: dict[str, Any]) -> Non
     assert metrics[0].epoch == pytest.approx(1 / 12)  # 24 rows, batch 2
 
 
+@pytest.mark.slow
 def test_it_logs_progress_for_people(trained_run: dict[str, Any]) -> None:
     logs = "\n".join(trained_run["logs"])
 
@@ -46,6 +46,7 @@ def test_it_logs_progress_for_people(trained_run: dict[str, Any]) -> None:
     assert f"saved adapter to {trained_run['output_dir'] / 'adapter'}" in logs
 
 
+@pytest.mark.slow
 def test_it_saves_the_adapter_and_a_result_file(trained_run: dict[str, Any]) -> None:
     result = trained_run["result"]
     adapter = Path(result.adapter_dir)
@@ -60,6 +61,7 @@ def test_it_saves_the_adapter_and_a_result_file(trained_run: dict[str, Any]) -> 
     assert saved["config"]["max_steps"] == 3
 
 
+@pytest.mark.slow
 def test_it_changes_the_model_outputs(trained_run: dict[str, Any], model_dir: Path) -> None:
     from peft import PeftModel
 
@@ -83,6 +85,7 @@ def test_it_changes_the_model_outputs(trained_run: dict[str, Any], model_dir: Pa
     assert (tuned_logits - base_logits).abs().max() > 1e-2
 
 
+@pytest.mark.slow
 def test_it_stops_cleanly_when_asked(
     model_dir: Path, sample_dataset: Path, tmp_path: Path, tiny_config: Any
 ) -> None:
@@ -101,6 +104,7 @@ def test_it_stops_cleanly_when_asked(
     assert json.loads((tmp_path / "train_result.json").read_text())["result"]["steps"] == 1
 
 
+@pytest.mark.slow
 def test_it_is_deterministic_and_normalises_loss_over_accumulation(
     model_dir: Path, sample_dataset: Path, tmp_path: Path, tiny_config: Any
 ) -> None:

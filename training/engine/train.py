@@ -200,13 +200,22 @@ def count_trained(batch: Batch) -> int:
 
 
 def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
-    """Sum of token cross-entropies; the caller divides by the window's trained tokens."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    """Sum of token cross-entropies; the caller divides by the window's trained tokens.
+
+    Only positions whose next token is trained go through the LM head
+    (``logits_to_keep`` as a boolean mask): the head is a 49k-wide projection, and
+    masked prompt and pad positions would pay for it for nothing.
+    """
+    targets = batch["labels"][:, 1:]
+    predicts = targets != IGNORE_INDEX
+    keep = torch.nn.functional.pad(predicts, (0, 1), value=False)  # position t predicts t+1
+    logits = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        logits_to_keep=keep,
+    ).logits
     return F.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.size(-1)).float(),
-        batch["labels"][:, 1:].reshape(-1),
-        ignore_index=IGNORE_INDEX,
-        reduction="sum",
+        logits.reshape(-1, logits.size(-1)).float(), targets[predicts], reduction="sum"
     )
 
 

@@ -1,0 +1,116 @@
+"""The user journey through real parts: browser → daphne → Redis → worker → websocket → browser."""
+
+import json
+import re
+import zipfile
+
+import pytest
+from playwright.sync_api import expect
+
+from training.engine.samples import write_sample_dataset
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.browser]
+
+WS_PROBE = """async (path) => await new Promise((resolve) => {
+  const seen = [];
+  const ws = new WebSocket(`ws://${location.host}${path}`);
+  ws.onopen = () => seen.push("open");
+  ws.onmessage = (event) => { seen.push(event.data); if (seen.length >= 2) ws.close(); };
+  ws.onclose = (event) => resolve({seen, code: event.code});
+  setTimeout(() => ws.close(), 4000);
+})"""
+
+
+def log_in(page, url, email, password):
+    page.goto(url + "/accounts/login/")
+    page.locator("input[name=login]").fill(email)
+    page.locator("input[name=password]").fill(password)
+    page.locator("main button[type=submit]").click()
+    expect(page).to_have_url(re.compile(r"/projects/$"))
+
+
+def test_the_journey_from_upload_to_chat_and_adapter(browser, live_lab, tmp_path):
+    url = live_lab["url"]
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    log_in(page, url, live_lab["email"], live_lab["password"])
+
+    page.locator("#create-project input[name=name]").fill("JSON answers")
+    page.get_by_role("button", name="Create project").click()
+    expect(page.get_by_test_id("project-name")).to_have_text("JSON answers")
+
+    # A malformed line is refused with its number; then the real file goes in.
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "a", "output": "b"}\n{"instruction": 3}\n')
+    page.locator("#upload-form input[type=file]").set_input_files(str(bad))
+    page.get_by_role("button", name="Upload dataset").click()
+    expect(page.get_by_test_id("upload-errors")).to_contain_text("line 2")
+    data = write_sample_dataset(tmp_path / "answers.jsonl", n=64)
+    page.locator("#upload-form input[type=file]").set_input_files(str(data))
+    page.get_by_role("button", name="Upload dataset").click()
+    expect(page.get_by_test_id("row-count")).to_have_text("64")
+
+    page.get_by_role("button", name="Train on this").click()
+    page.locator("input[name=max_steps]").fill("6")
+    page.locator("input[name=batch_size]").fill("2")
+    page.locator("input[name=max_seq_len]").fill("96")
+    page.get_by_test_id("start-run").click()
+    expect(page.get_by_test_id("run-status")).to_be_visible()
+    run_path = re.search(r"/runs/\d+/", page.url).group(0)
+
+    # Progress arrives over the websocket: the bar moves without a reload.
+    expect(page.locator("[data-testid=progress]:not([data-step='0'])")).to_be_visible(
+        timeout=240_000
+    )
+    expect(page.get_by_test_id("loss")).not_to_have_text("\u2013")
+    expect(page.get_by_test_id("run-status")).to_have_text("completed", timeout=300_000)
+    expect(page.get_by_test_id("loss-chart").locator("polyline")).to_have_count(1)
+
+    # The database is the truth: the JSON the page's data comes from has every step once.
+    result = page.request.get(url + run_path.rstrip("/") + ".json").json()
+    assert result["status"] == "completed"
+    assert [m["step"] for m in result["metrics"]] == [1, 2, 3, 4, 5, 6]
+    assert result["first_metric"] is not None
+
+    page.locator("textarea[name=prompt]").fill("What is the capital of Thailand?")
+    page.get_by_test_id("send-chat").click()
+    expect(page.get_by_test_id("tuned-answer")).to_be_visible(timeout=180_000)
+    assert page.get_by_test_id("base-answer").inner_text().strip()
+    assert page.get_by_test_id("tuned-answer").inner_text().strip()
+
+    with page.expect_download() as download_info:
+        page.get_by_test_id("download-adapter").click()
+    archive = tmp_path / "adapter.zip"
+    download_info.value.save_as(archive)
+    with zipfile.ZipFile(archive) as zf:
+        names = zf.namelist()
+        config = json.loads(zf.read("adapter_config.json"))
+        zf.extractall(tmp_path / "adapter")
+    assert "adapter_model.safetensors" in names
+    assert config["peft_type"] == "LORA"
+
+    from peft import PeftConfig
+
+    assert PeftConfig.from_pretrained(str(tmp_path / "adapter")).r == 8
+
+    # Owner's own websocket: accepted, and the first message is the full state.
+    probe = page.evaluate(WS_PROBE, "/ws" + run_path)
+    assert probe["seen"][0] == "open"
+    assert 'data-status="completed"' in probe["seen"][1]
+
+    # Another user: 404 on the page and the download; the websocket is refused.
+    intruder = browser.new_context()
+    other = intruder.new_page()
+    other.goto(url + "/accounts/signup/")
+    other.locator("input[name=email]").fill("intruder@example.com")
+    other.locator("input[name=password1]").fill("a-Long-test-passw0rd")
+    other.locator("input[name=password2]").fill("a-Long-test-passw0rd")
+    other.locator("main button[type=submit]").click()
+    expect(other).to_have_url(re.compile(r"/projects/$"))
+    assert other.request.get(url + run_path).status == 404
+    assert other.request.get(url + run_path + "adapter.zip").status == 404
+    refused = other.evaluate(WS_PROBE, "/ws" + run_path)
+    assert "open" not in refused["seen"]
+    intruder.close()
+    context.close()
