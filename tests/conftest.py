@@ -14,6 +14,16 @@ def _lab_dirs(settings, tmp_path):
     settings.RUNS_DIR = tmp_path / "runs"
 
 
+@pytest.fixture(scope="session")
+def bundled_model_dir():
+    """The bundled SmolLM2-135M-Instruct in the test model store (converted once per machine)."""
+    from pathlib import Path
+
+    from training.engine.store import import_bundled_model
+
+    return import_bundled_model(Path(os.environ["SLMLAB_MODEL_STORE"]))
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     # Rate-limit counters live in the cache; one test's failures must not lock out the next.

@@ -9,7 +9,6 @@ import time
 import traceback
 from pathlib import Path
 
-from django.db import close_old_connections
 from django.utils import timezone
 
 from training import events
@@ -121,7 +120,6 @@ def execute_run(run_id: int) -> None:
             should_stop=reporter.should_stop,
         )
     except Exception as exc:
-        close_old_connections()
         logger.exception("run %s failed", run_id)
         RunLog.objects.create(run=run, line="".join(traceback.format_exception_only(exc)).strip())
         run.finish(Run.Status.FAILED, error=f"{type(exc).__name__}: {exc}")

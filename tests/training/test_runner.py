@@ -1,0 +1,74 @@
+import pytest
+
+from tests.factories import make_base_model, make_dataset, make_project, make_run
+from training.models import Run, RunLog, RunMetric
+from training.runner import execute_run
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_run_is_claimed_once():
+    run = make_run()
+    assert run.claim("worker-a") is True
+    assert run.claim("worker-b") is False
+    run.refresh_from_db()
+    assert run.status == Run.Status.RUNNING
+    assert run.worker == "worker-a"
+
+
+def test_a_duplicate_delivery_does_not_train_again():
+    run = make_run()
+    run.claim("worker-a")
+    execute_run(run.pk)  # the second delivery of the same message
+    run.refresh_from_db()
+    assert run.worker == "worker-a"
+    assert run.status == Run.Status.RUNNING
+    assert not RunLog.objects.filter(run=run).exists()
+
+
+def test_a_cancelled_run_is_never_claimed():
+    run = make_run()
+    run.request_cancel()
+    execute_run(run.pk)
+    run.refresh_from_db()
+    assert run.status == Run.Status.CANCELLED
+    assert run.started is None
+
+
+def test_a_missing_run_is_skipped_quietly():
+    execute_run(123_456)
+
+
+def test_a_failing_run_is_marked_failed_with_the_reason():
+    run = make_run(base_model=make_base_model(name="broken", path="/nonexistent/model"))
+    execute_run(run.pk)
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED
+    assert "nonexistent" in run.error
+    assert run.finished is not None
+
+
+@pytest.mark.slow
+def test_it_trains_for_real_and_stores_every_step(bundled_model_dir, user):
+    project = make_project(owner=user)
+    from training.engine.samples import sample_rows
+
+    dataset = make_dataset(project, rows=sample_rows(16))
+    base = make_base_model(name="bundled", path=str(bundled_model_dir))
+    run = make_run(
+        project=project,
+        dataset=dataset,
+        base_model=base,
+        config={"max_steps": 3, "batch_size": 2, "max_seq_len": 64},
+    )
+    execute_run(run.pk)
+    run.refresh_from_db()
+    assert run.status == Run.Status.COMPLETED, run.error
+    assert list(RunMetric.objects.filter(run=run).values_list("step", flat=True)) == [1, 2, 3]
+    assert run.step == run.total_steps == 3
+    assert run.tokens_per_second > 0 and run.cpu_peak_rss_mb > 0
+    assert run.first_metric_at is not None
+    assert run.has_adapter
+    lines = list(run.logs.values_list("line", flat=True))
+    assert any("trainable params" in line for line in lines)
+    assert lines[-1] == "run completed"
