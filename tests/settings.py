@@ -9,10 +9,9 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("SLMLAB_DATA_DIR", tempfile.mkdtemp(prefix="slmlab-test-"))
-# The bundled model is converted once per machine, not once per test run.
-os.environ.setdefault(
-    "SLMLAB_MODEL_STORE", str(Path(tempfile.gettempdir()) / "slmlab-test-model-store")
-)
+# Each test session converts the bundled model once (~20 s), for real, into its own
+# store; the engine tests, the runner tests and the end-to-end lab all share it.
+os.environ.setdefault("SLMLAB_MODEL_STORE", str(Path(os.environ["SLMLAB_DATA_DIR"]) / "models"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from slmlab.settings import *  # noqa: F403

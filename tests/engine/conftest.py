@@ -18,14 +18,14 @@ from training.engine.config import RunConfig
 
 
 @pytest.fixture(scope="session")
-def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("model-store")
+def store_dir(bundled_model_dir: Path) -> Path:
+    return bundled_model_dir.parent
 
 
 @pytest.fixture(scope="session")
-def model_dir(store_dir: Path) -> Path:
-    """The bundled SmolLM2-135M converted to safetensors, once per test session (~20 s)."""
-    return store.import_bundled_model(store_dir)
+def model_dir(bundled_model_dir: Path) -> Path:
+    """The bundled SmolLM2-135M in safetensors, from the shared test model store."""
+    return bundled_model_dir
 
 
 @pytest.fixture(scope="session")

@@ -384,7 +384,8 @@ def memory_mb() -> tuple[float, float]:
         current = pages * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError, IndexError):
         current = peak  # not Linux: the peak is the best cheap estimate
-    return current, peak
+    # The kernel updates its high-water mark lazily, so it can trail statm briefly.
+    return current, max(peak, current)
 
 
 def gpu_memory_mb() -> tuple[float | None, float | None]:
