@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="slmlab.settings", PYTHONUNBUFFERED="1")
+    # A GPU worker holds one message at a time, so a queued run waits where any worker can take it.
+    env.setdefault("dramatiq_queue_prefetch", "1")
     data_dir = Path(env.get("SLMLAB_DATA_DIR", ROOT / "data")).resolve()
     env["SLMLAB_DATA_DIR"] = str(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)

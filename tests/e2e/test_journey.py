@@ -1,6 +1,7 @@
 """The user journey through real parts: browser → daphne → Redis → worker → websocket → browser."""
 
 import json
+import os
 import re
 import zipfile
 
@@ -8,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from training.engine.samples import write_sample_dataset
+from training.engine.store import DEFAULT_MODEL_NAME as MODEL
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.browser]
 
@@ -90,9 +92,13 @@ def test_the_journey_from_upload_to_chat_and_adapter(browser, live_lab, tmp_path
     assert "adapter_model.safetensors" in names
     assert config["peft_type"] == "LORA"
 
-    from peft import PeftConfig
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
 
-    assert PeftConfig.from_pretrained(str(tmp_path / "adapter")).r == 8
+    base = AutoModelForCausalLM.from_pretrained(os.environ["SLMLAB_MODEL_STORE"] + "/" + MODEL)
+    tuned = PeftModel.from_pretrained(base, str(tmp_path / "adapter"))
+    assert tuned.peft_config["default"].r == 8
+    assert any("lora_A" in name for name, _ in tuned.named_parameters())
 
     # Owner's own websocket: accepted, and the first message is the full state.
     probe = page.evaluate(WS_PROBE, "/ws" + run_path)
@@ -113,4 +119,34 @@ def test_the_journey_from_upload_to_chat_and_adapter(browser, live_lab, tmp_path
     refused = other.evaluate(WS_PROBE, "/ws" + run_path)
     assert "open" not in refused["seen"]
     intruder.close()
+    context.close()
+
+
+def test_cancel_stops_a_running_run_on_the_worker_and_keeps_its_metrics(browser, live_lab):
+    url = live_lab["url"]
+    context = browser.new_context()
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    log_in(page, url, live_lab["email"], live_lab["password"])
+    page.locator("#create-project input[name=name]").fill("Cancel me")
+    page.get_by_role("button", name="Create project").click()
+    page.get_by_test_id("add-sample").click()
+    page.get_by_role("button", name="Train on this").click()
+    page.locator("input[name=max_steps]").fill("500")
+    page.locator("input[name=max_seq_len]").fill("64")
+    page.get_by_test_id("start-run").click()
+    expect(page.locator("[data-testid=progress]:not([data-step='0'])")).to_be_visible(
+        timeout=240_000
+    )
+    page.get_by_test_id("cancel-run").click()
+    expect(page.get_by_test_id("run-status")).to_have_text("cancelled", timeout=60_000)
+
+    result = page.request.get(page.url.rstrip("/") + ".json").json()
+    steps = [m["step"] for m in result["metrics"]]
+    assert result["status"] == "cancelled"
+    assert steps == list(range(1, len(steps) + 1)) and 1 <= len(steps) < 500
+    assert result["progress"]["step"] == steps[-1]
+    expect(page.get_by_test_id("cancel-run")).to_have_count(0)
+    expect(page.get_by_test_id("download-adapter")).to_have_count(0)
     context.close()
