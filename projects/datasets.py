@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -86,3 +87,21 @@ def delete_dataset(dataset: Dataset) -> None:
     with transaction.atomic():
         dataset.delete()
         transaction.on_commit(lambda: path.unlink(missing_ok=True))
+
+
+def delete_project(project: Project) -> None:
+    """Delete a project with its datasets and runs, and their files once the rows are gone."""
+    paths = [Path(d.file.path) for d in project.datasets.all()]
+    run_dirs = [run.output_dir for run in project.runs.all()]
+
+    def remove_files() -> None:
+        for path in paths:
+            path.unlink(missing_ok=True)
+        for run_dir in run_dirs:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    with transaction.atomic():
+        # Runs first: they protect the datasets they trained on.
+        project.runs.all().delete()
+        project.delete()
+        transaction.on_commit(remove_files)

@@ -90,7 +90,12 @@ def project_rename(request: HttpRequest, project_id: int) -> HttpResponse:
 def project_delete(request: HttpRequest, project_id: int) -> HttpResponse:
     project = _get_project_for_user(request, project_id)
     name = project.name
-    project.delete()
+    if project.runs.filter(status__in=["queued", "running"]).exists():
+        messages.error(
+            request, _("“%(name)s” has queued or running runs: cancel them first.") % {"name": name}
+        )
+        return _redirect(request, project.get_absolute_url())
+    datasets.delete_project(project)
     messages.success(request, _("Project “%(name)s” deleted.") % {"name": name})
     return _redirect(request, reverse("projects:list"))
 

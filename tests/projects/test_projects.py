@@ -98,6 +98,32 @@ def test_it_deletes_a_project(owner_client, project, htmx_headers):
     assert not Project.objects.filter(pk=project.pk).exists()
 
 
+def test_it_deletes_datasets_and_run_files_with_the_project(
+    owner_client, project, django_capture_on_commit_callbacks
+):
+    from pathlib import Path
+
+    from tests.factories import make_run
+
+    run = make_run(project=project, status="completed")
+    run.adapter_dir.mkdir(parents=True)
+    dataset_file = Path(run.dataset.file.path)
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(reverse("projects:delete", args=[project.pk]))
+    assert not Project.objects.filter(pk=project.pk).exists()
+    assert not dataset_file.exists()
+    assert not run.output_dir.exists()
+
+
+def test_it_refuses_to_delete_a_project_with_a_running_run(owner_client, project):
+    from tests.factories import make_run
+
+    make_run(project=project, status="running")
+    response = owner_client.post(reverse("projects:delete", args=[project.pk]), follow=True)
+    assert "cancel them first" in response.content.decode()
+    assert Project.objects.filter(pk=project.pk).exists()
+
+
 def test_it_refuses_get_on_delete(owner_client, project):
     response = owner_client.get(reverse("projects:delete", args=[project.pk]))
     assert response.status_code == 405

@@ -61,6 +61,10 @@ class RunConfig:
     optimizer: str = "adamw"
     max_grad_norm: float = 1.0  # 0 disables clipping
     gradient_checkpointing: bool = False
+    # Pack each micro-batch's examples into as few rows as fit max_seq_len, with
+    # per-example positions and attention boundaries: the same loss and gradients as
+    # padding (see tests/engine/test_packing.py) without computing pad tokens.
+    packing: bool = True
     seed: int = 42
     train_on_prompt: bool = False
     log_every: int = 1
