@@ -1,5 +1,7 @@
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
-from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
@@ -10,6 +12,12 @@ from training.consumers import NOT_FOUND
 from training.events import publish_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run_async(scenario):
+    # In a fresh thread: the browser tests' Playwright keeps an event loop in this one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, scenario()).result()
 
 
 def headers_for(user) -> list[tuple[bytes, bytes]]:
@@ -32,7 +40,7 @@ def connect(run_id: int, user):
         await communicator.disconnect()
         return connected, code, first
 
-    return async_to_sync(scenario)()
+    return run_async(scenario)
 
 
 def test_the_owner_gets_the_full_state_at_once():
@@ -82,6 +90,6 @@ def test_a_push_reaches_the_open_page_with_full_state():
         await communicator.disconnect()
         return pushed
 
-    pushed = async_to_sync(scenario)()
+    pushed = run_async(scenario)
     assert 'data-status="running"' in pushed
     assert 'value="50" max="100"' in pushed

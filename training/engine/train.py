@@ -181,6 +181,58 @@ def collate(examples: list[Example], pad_id: int) -> Batch:
     return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
 
 
+def pack(examples: list[Example], pad_id: int, row_len: int) -> Batch:
+    """Several examples per row (first-fit decreasing into rows of ``row_len`` tokens).
+
+    Positions restart at 0 for each example, and there is no ``attention_mask``:
+    transformers then reads each reset as a sequence boundary and builds a
+    block-diagonal causal mask, so no token sees another example and RoPE sees the
+    same positions as in a padded row. The first label of every example is masked,
+    because in a packed row the previous example's last position would predict it.
+    Trailing pad forms one more sequence of its own whose outputs are never used.
+    ``token_mask`` marks the real tokens.
+    """
+    rows: list[list[Example]] = []
+    room: list[int] = []
+    for e in sorted(examples, key=lambda e: len(e["input_ids"]), reverse=True):
+        n = len(e["input_ids"])
+        fits = next((i for i, free in enumerate(room) if n <= free), None)
+        if fits is None:
+            rows.append([e])
+            room.append(max(row_len, n) - n)
+        else:
+            rows[fits].append(e)
+            room[fits] -= n
+    width = max(sum(len(e["input_ids"]) for e in row) for row in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    position_ids = torch.zeros((len(rows), width), dtype=torch.long)
+    token_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, row in enumerate(rows):
+        start = 0
+        for e in row:
+            n = len(e["input_ids"])
+            input_ids[r, start : start + n] = torch.tensor(e["input_ids"])
+            labels[r, start + 1 : start + n] = torch.tensor(e["labels"][1:], dtype=torch.long)
+            position_ids[r, start : start + n] = torch.arange(n)
+            token_mask[r, start : start + n] = 1
+            start += n
+        position_ids[r, start:] = torch.arange(width - start)
+    return {
+        "input_ids": input_ids,
+        "labels": labels,
+        "position_ids": position_ids,
+        "token_mask": token_mask,
+    }
+
+
+def make_batch(examples: list[Example], config: RunConfig, pad_id: int) -> Batch:
+    """A packed micro-batch by default; a right-padded one with ``packing`` off."""
+    if config.packing:
+        return pack(examples, pad_id, config.max_seq_len)
+    return collate(examples, pad_id)
+
+
 def iterate_batches(
     examples: list[Example], batch_size: int, seed: int
 ) -> Iterator[tuple[int, list[Example]]]:
@@ -199,6 +251,12 @@ def count_trained(batch: Batch) -> int:
     return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
 
 
+def count_real(batch: Batch) -> int:
+    """Real (non-pad) tokens of a padded or packed batch."""
+    mask = batch["token_mask"] if "token_mask" in batch else batch["attention_mask"]
+    return int(mask.sum())
+
+
 def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
     """Sum of token cross-entropies; the caller divides by the window's trained tokens.
 
@@ -209,10 +267,13 @@ def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
     targets = batch["labels"][:, 1:]
     predicts = targets != IGNORE_INDEX
     keep = torch.nn.functional.pad(predicts, (0, 1), value=False)  # position t predicts t+1
+    if "position_ids" in batch:  # packed: the position resets are the example boundaries
+        boundaries = {"position_ids": batch["position_ids"]}
+    else:
+        boundaries = {"attention_mask": batch["attention_mask"]}
+    # No KV cache: training never reuses it, and with one transformers ignores packing.
     logits = model(
-        input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
-        logits_to_keep=keep,
+        input_ids=batch["input_ids"], logits_to_keep=keep, use_cache=False, **boundaries
     ).logits
     return F.cross_entropy(
         logits.reshape(-1, logits.size(-1)).float(), targets[predicts], reduction="sum"
@@ -285,7 +346,7 @@ def run_loop(
             part = summed_loss(model, batch) / max(trained, 1)
             part.backward()
             loss_sum += float(part.detach())
-            clock.tokens += int(batch["attention_mask"].sum())
+            clock.tokens += count_real(batch)
         if stopped:
             break
         grad_norm = clip_gradients(params, config.max_grad_norm)
@@ -295,7 +356,7 @@ def run_loop(
         optimizer.zero_grad(set_to_none=True)
         step += 1
         loss = loss_sum
-        real_tokens = sum(int(b["attention_mask"].sum()) for b in window)
+        real_tokens = sum(count_real(b) for b in window)
         metrics = step_metrics(
             step,
             total_steps,
@@ -335,7 +396,7 @@ def next_window(
     """
     left_in_epoch = micro_per_epoch - (micro_seen % micro_per_epoch)
     size = min(config.grad_accum, left_in_epoch)
-    return [collate(next(batches)[1], pad_id) for _ in range(size)]
+    return [make_batch(next(batches)[1], config, pad_id) for _ in range(size)]
 
 
 def clip_gradients(params: list[torch.nn.Parameter], max_norm: float) -> float:
