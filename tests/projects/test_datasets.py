@@ -144,3 +144,24 @@ def test_a_dataset_url_with_another_project_id_404s(owner_client, project, user)
     elsewhere = make_project(owner=user, name="Other")
     url = reverse("projects:dataset", args=[elsewhere.pk, dataset.pk])
     assert owner_client.get(url).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000 + b"\n", "nested too deeply"),
+        (b'{"instruction": "a", "output": "x", "n": ' + b"9" * 10_000 + b"}\n", "line 1"),
+        (b'{"instruction": "caf\xe9", "output": "x"}\n', "not valid UTF-8"),
+        (b'{"instruction": "a\x00", "output": "x"}\n', "Invalid control character"),
+        (b'{"prompt": "a", "completion": "x"}\n', "missing: expected a string"),
+        (b"\n\n   \n", "empty"),
+    ],
+)
+def test_hostile_uploads_get_a_clear_error_and_leave_nothing(
+    owner_client, project, htmx_headers, content, expected
+):
+    response = upload(owner_client, project, content, **htmx_headers)
+    assert response.status_code == 200
+    assert expected in response.content.decode()
+    assert Dataset.objects.count() == 0
+    assert stored_files() == []

@@ -104,6 +104,8 @@ def parse_line(raw: bytes, line_no: int) -> tuple[dict[str, str] | None, list[Pr
         return None, [Problem(line_no, None, f"not valid JSON ({exc.msg} at column {exc.colno})")]
     except RecursionError:
         return None, [Problem(line_no, None, "not valid JSON (nested too deeply)")]
+    except ValueError as exc:  # e.g. an integer over Python's 4300-digit conversion limit
+        return None, [Problem(line_no, None, f"not valid JSON ({exc})")]
     if not isinstance(value, dict):
         got = json_type_name(value)
         return None, [Problem(line_no, None, f"expected a JSON object, got {got}")]
