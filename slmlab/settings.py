@@ -187,6 +187,7 @@ _dramatiq_middleware = [
     "dramatiq.middleware.Callbacks",
     "dramatiq.middleware.Retries",
     "django_dramatiq.middleware.DbConnectionsMiddleware",
+    "training.heartbeat.WorkerHeartbeat",
 ]
 if REDIS_URL:
     DRAMATIQ_BROKER = {
@@ -234,3 +235,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Worker liveness ---
+WORKER_HEARTBEAT_S = env_int("SLMLAB_WORKER_HEARTBEAT_S", 10, minimum=1)
+# A running run whose worker has not beaten for this long is marked interrupted.
+WORKER_STALE_AFTER_S = env_int("SLMLAB_WORKER_STALE_AFTER_S", 60, minimum=2)

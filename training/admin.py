@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from training import services
-from training.models import ChatExchange, Run, RunLog
+from training.models import ChatExchange, Run, RunLog, Worker
 
 
 @admin.register(Run)
@@ -23,12 +23,49 @@ class RunAdmin(admin.ModelAdmin):
     list_select_related = ["owner", "project"]
     raw_id_fields = ["owner", "project", "dataset", "base_model"]
     readonly_fields = ["created", "started", "first_metric_at", "finished"]
-    actions = ["cancel_runs"]
+    actions = ["cancel_runs", "requeue_runs"]
 
     @admin.action(description="Cancel selected runs")
     def cancel_runs(self, request, queryset):
         cancelled = sum(services.cancel_run(run) for run in queryset)
         self.message_user(request, f"{cancelled} run(s) cancelled.", messages.SUCCESS)
+
+    @admin.action(description="Requeue selected runs (start over)")
+    def requeue_runs(self, request, queryset):
+        requeued = sum(services.requeue_run(run) for run in queryset)
+        skipped = queryset.count() - requeued
+        self.message_user(
+            request,
+            f"{requeued} run(s) requeued; {skipped} skipped (queued or running).",
+            messages.SUCCESS if requeued else messages.WARNING,
+        )
+
+
+@admin.register(Worker)
+class WorkerAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "device",
+        "memory_used_mb",
+        "memory_total_mb",
+        "alive",
+        "last_seen",
+        "started",
+    ]
+    readonly_fields = [
+        "name",
+        "hostname",
+        "pid",
+        "device",
+        "memory_total_mb",
+        "memory_used_mb",
+        "started",
+        "last_seen",
+    ]
+
+    @admin.display(boolean=True)
+    def alive(self, worker: Worker) -> bool:
+        return worker.is_alive
 
 
 @admin.register(RunLog)

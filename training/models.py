@@ -121,6 +121,30 @@ class Run(models.Model):
         self.refresh_from_db()
         return True
 
+    def reset_for_requeue(self) -> bool:
+        """Back to queued from a final or interrupted state, starting over from step 0.
+
+        Without checkpoints a restart trains from the beginning, so the old curve is
+        dropped: the stored metrics never hold a step twice.
+        """
+        with transaction.atomic():
+            run = Run.objects.select_for_update().get(pk=self.pk)
+            if run.status in (self.Status.QUEUED, self.Status.RUNNING):
+                return False
+            run.metrics.all().delete()
+            run.status = self.Status.QUEUED
+            run.cancel_requested = False
+            run.error = run.worker = ""
+            run.step = run.total_steps = run.train_tokens = 0
+            run.epoch = 0
+            run.loss = run.tokens_per_second = run.eta_s = None
+            run.cpu_rss_mb = run.cpu_peak_rss_mb = run.gpu_mem_mb = run.gpu_peak_mb = None
+            run.started = run.first_metric_at = run.finished = None
+            run.save()
+            RunLog.objects.create(run=run, line="requeued by an operator")
+        self.refresh_from_db()
+        return True
+
     def finish(self, status: str, error: str = "") -> None:
         self.status = status
         self.error = error
@@ -199,3 +223,26 @@ class ChatExchange(models.Model):
             out.append({"role": "system", "content": self.system_prompt})
         out.append({"role": "user", "content": self.prompt})
         return out
+
+
+class Worker(models.Model):
+    """A Dramatiq worker process, as its last heartbeat described it."""
+
+    name = models.CharField(max_length=200, unique=True, help_text=_("host:pid"))
+    hostname = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    device = models.CharField(max_length=200, help_text=_("GPU name, or CPU"))
+    memory_total_mb = models.FloatField(null=True, blank=True)
+    memory_used_mb = models.FloatField(null=True, blank=True)
+    started = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-last_seen"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_alive(self) -> bool:
+        return (timezone.now() - self.last_seen).total_seconds() < settings.WORKER_STALE_AFTER_S

@@ -63,3 +63,14 @@ def ask_chat(
         )
         transaction.on_commit(lambda: chat_reply.send(exchange.pk))
     return exchange
+
+
+def requeue_run(run: Run) -> bool:
+    from training.actors import train_run
+
+    with transaction.atomic():
+        if not run.reset_for_requeue():
+            return False
+        transaction.on_commit(lambda: train_run.send(run.pk))
+    events.publish_run(run.pk)
+    return True

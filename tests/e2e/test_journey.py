@@ -149,4 +149,9 @@ def test_cancel_stops_a_running_run_on_the_worker_and_keeps_its_metrics(browser,
     assert result["progress"]["step"] == steps[-1]
     expect(page.get_by_test_id("cancel-run")).to_have_count(0)
     expect(page.get_by_test_id("download-adapter")).to_have_count(0)
+
+    # The worker process reports its heartbeat; operators see it in the admin.
+    page.goto(url + "/admin/training/worker/")
+    expect(page.locator("#result_list")).to_contain_text("CPU")
+    expect(page.locator("#result_list img[alt=True]")).to_have_count(1)
     context.close()

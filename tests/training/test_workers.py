@@ -1,0 +1,86 @@
+from datetime import timedelta
+
+import dramatiq
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from tests.factories import make_run, make_user
+from training.heartbeat import beat, reap_stale_runs
+from training.models import Run, RunMetric, Worker
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_heartbeat_registers_the_worker_with_its_device_and_memory():
+    beat("host-a:1")
+    worker = Worker.objects.get(name="host-a:1")
+    assert worker.device.startswith("CPU") or worker.device
+    assert worker.memory_total_mb > worker.memory_used_mb > 0
+    assert worker.is_alive
+
+
+def test_a_run_of_a_silent_worker_is_marked_interrupted(settings):
+    beat("alive:1")
+    beat("dead:2")
+    Worker.objects.filter(name="dead:2").update(
+        last_seen=timezone.now() - timedelta(seconds=settings.WORKER_STALE_AFTER_S + 5)
+    )
+    healthy, orphan, queued = make_run(), make_run(), make_run()
+    Run.objects.filter(pk=healthy.pk).update(status="running", worker="alive:1")
+    Run.objects.filter(pk=orphan.pk).update(status="running", worker="dead:2")
+
+    assert reap_stale_runs() == [orphan.pk]
+    orphan.refresh_from_db()
+    assert orphan.status == Run.Status.INTERRUPTED
+    assert "dead:2 stopped responding" in orphan.error
+    assert Run.objects.get(pk=healthy.pk).status == Run.Status.RUNNING
+    assert Run.objects.get(pk=queued.pk).status == Run.Status.QUEUED
+
+
+def test_a_run_whose_worker_never_beat_is_interrupted_too():
+    run = make_run()
+    Run.objects.filter(pk=run.pk).update(status="running", worker="vanished:9")
+    assert reap_stale_runs() == [run.pk]
+
+
+def test_requeue_starts_over_without_duplicate_steps(django_capture_on_commit_callbacks):
+    from training import services
+
+    broker = dramatiq.get_broker()
+    broker.flush_all()
+    run = make_run()
+    Run.objects.filter(pk=run.pk).update(status="interrupted", step=3, loss=1.0, worker="x:1")
+    RunMetric.objects.create(
+        run=run,
+        step=1,
+        epoch=0,
+        loss=2,
+        learning_rate=0,
+        tokens=1,
+        tokens_per_second=1,
+        elapsed_s=1,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.requeue_run(run) is True
+    run.refresh_from_db()
+    assert (run.status, run.step, run.loss, run.worker) == ("queued", 0, None, "")
+    assert not run.metrics.exists()
+    assert broker.queues["gpu"].qsize() == 1
+    assert services.requeue_run(run) is False  # already queued
+
+
+def test_operators_cancel_and_requeue_from_the_admin(client):
+    operator = make_user(is_staff=True, is_superuser=True)
+    client.force_login(operator)
+    running, failed = make_run(), make_run()
+    Run.objects.filter(pk=running.pk).update(status="running")
+    Run.objects.filter(pk=failed.pk).update(status="failed", error="boom")
+    url = reverse("admin:training_run_changelist")
+    client.post(url, {"action": "cancel_runs", "_selected_action": [running.pk]})
+    client.post(url, {"action": "requeue_runs", "_selected_action": [failed.pk]})
+    assert Run.objects.get(pk=running.pk).cancel_requested is True
+    assert Run.objects.get(pk=failed.pk).status == Run.Status.QUEUED
+    beat("host-b:2")
+    page = client.get(reverse("admin:training_worker_changelist")).content.decode()
+    assert "host-b:2" in page
