@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from projects.models import Dataset, Project, dataset_upload_path
-from training.engine.data import DatasetError, Problem, read_alpaca_jsonl
+from training.engine.data import MAX_REPORTED_PROBLEMS, DatasetError, Problem, parse_line
 from training.engine.samples import write_sample_dataset
 
 PREVIEW_ROWS = 5
@@ -26,22 +26,42 @@ def _tmp_dir() -> Path:
     return path
 
 
+def scan_jsonl(path: Path) -> tuple[int, list[dict]]:
+    """Validate every line, keeping only the count and the first rows: memory stays flat
+    however large the file is. Raises DatasetError listing the first problems."""
+    count, preview, problems, total = 0, [], [], 0
+    with open(path, "rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            row, line_problems = parse_line(raw, line_no)
+            total += len(line_problems)
+            if len(problems) < MAX_REPORTED_PROBLEMS:
+                problems.extend(line_problems)
+            if row is not None and not line_problems:
+                count += 1
+                if len(preview) < PREVIEW_ROWS:
+                    preview.append(row)
+    if total:
+        raise DatasetError(problems, total)
+    if not count:
+        raise DatasetError([Problem(None, None, "file is empty: expected at least one JSON line")])
+    return count, preview
+
+
 def store_dataset(project: Project, source: Path, name: str) -> Dataset:
     """Validate ``source`` and move it into the store as a new dataset of ``project``.
 
     ``source`` is consumed: moved into the store on success, deleted on failure.
     """
     try:
-        rows = read_alpaca_jsonl(source)
-        uid = uuid.uuid4()
+        count, preview = scan_jsonl(source)
         dataset = Dataset(
-            uid=uid,
+            uid=uuid.uuid4(),
             owner=project.owner,
             project=project,
             name=name,
-            row_count=len(rows),
+            row_count=count,
             size_bytes=source.stat().st_size,
-            preview=rows[:PREVIEW_ROWS],
+            preview=preview,
         )
         relative = dataset_upload_path(dataset, source.name)
         final = Path(settings.MEDIA_ROOT) / relative
@@ -70,7 +90,7 @@ def store_upload(project: Project, upload: UploadedFile, name: str) -> Dataset:
         )
     fd, tmp = tempfile.mkstemp(dir=_tmp_dir(), suffix=".jsonl")
     with os.fdopen(fd, "wb") as out:
-        for chunk in upload.chunks():
+        for chunk in upload.chunks(chunk_size=1024 * 1024):
             out.write(chunk)
     return store_dataset(project, Path(tmp), name)
 

@@ -8,3 +8,34 @@ document.addEventListener("htmx:responseError", (event) => {
   div.textContent = `Request failed (${event.detail.xhr.status}). Please reload and try again.`;
   box.appendChild(div);
 });
+
+// Drag-and-drop onto a .dropzone puts the file into its file input.
+document.addEventListener("dragover", (event) => {
+  const zone = event.target.closest && event.target.closest(".dropzone");
+  if (!zone) return;
+  event.preventDefault();
+  zone.classList.add("dragging");
+});
+document.addEventListener("dragleave", (event) => {
+  const zone = event.target.closest && event.target.closest(".dropzone");
+  if (zone) zone.classList.remove("dragging");
+});
+document.addEventListener("drop", (event) => {
+  const zone = event.target.closest && event.target.closest(".dropzone");
+  if (!zone) return;
+  event.preventDefault();
+  zone.classList.remove("dragging");
+  const input = zone.querySelector("input[type=file]");
+  if (input && event.dataTransfer && event.dataTransfer.files.length) {
+    input.files = event.dataTransfer.files;
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+});
+
+// Upload progress for HTMX multipart forms.
+document.addEventListener("htmx:xhr:progress", (event) => {
+  const bar = event.target.querySelector && event.target.querySelector(".upload-progress");
+  if (!bar || !event.detail.lengthComputable) return;
+  bar.hidden = false;
+  bar.value = Math.round((100 * event.detail.loaded) / event.detail.total);
+});

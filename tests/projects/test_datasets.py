@@ -165,3 +165,32 @@ def test_hostile_uploads_get_a_clear_error_and_leave_nothing(
     assert expected in response.content.decode()
     assert Dataset.objects.count() == 0
     assert stored_files() == []
+
+
+@pytest.mark.slow
+def test_a_300_mb_upload_streams_through_without_sitting_in_memory(project, tmp_path):
+    import json
+    import tracemalloc
+
+    from django.core.files.uploadedfile import UploadedFile
+
+    from projects.datasets import store_upload
+
+    big = tmp_path / "big.jsonl"
+    line = (
+        json.dumps({"instruction": "x" * 2000, "input": "", "output": "y" * 40}) + "\n"
+    ).encode()
+    rows = 300 * 2**20 // len(line)
+    with big.open("wb") as out:
+        for _ in range(rows // 1000):
+            out.write(line * 1000)
+    with big.open("rb") as fh:
+        tracemalloc.start()
+        dataset = store_upload(
+            project, UploadedFile(fh, "big.jsonl", size=big.stat().st_size), "big"
+        )
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert dataset.row_count == rows // 1000 * 1000
+    assert dataset.size_bytes > 290 * 2**20
+    assert peak < 20 * 2**20, f"peak Python allocation {peak / 2**20:.0f} MB"
