@@ -10,7 +10,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import models, transaction
 
 from projects.models import Dataset, Project, dataset_upload_path
 from training.engine.data import MAX_REPORTED_PROBLEMS, DatasetError, Problem, parse_line
@@ -85,6 +85,20 @@ def store_upload(project: Project, upload: UploadedFile, name: str) -> Dataset:
                     None,
                     f"the file is {upload.size / 2**20:.1f} MB; "
                     f"the limit is {settings.DATASET_MAX_UPLOAD_MB} MB",
+                )
+            ]
+        )
+    used = project.owner.datasets.aggregate(total=models.Sum("size_bytes"))["total"] or 0
+    quota = project.owner.storage_quota_mb * 2**20
+    if upload.size is not None and used + upload.size > quota:
+        raise DatasetError(
+            [
+                Problem(
+                    None,
+                    None,
+                    f"your datasets use {used / 2**20:.1f} MB of your "
+                    f"{project.owner.storage_quota_mb} MB storage quota; this file needs "
+                    f"{upload.size / 2**20:.1f} MB more (delete a dataset or ask an operator)",
                 )
             ]
         )

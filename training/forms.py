@@ -60,6 +60,7 @@ class RunForm(forms.Form):
 
     def __init__(self, *args, project: Project, **kwargs):
         super().__init__(*args, **kwargs)
+        self.owner = project.owner
         self.fields["dataset"].queryset = project.datasets.all()
         if not self.is_bound:
             defaults = {**_config_defaults(), **SAMPLE_RUN_DEFAULTS}
@@ -72,6 +73,15 @@ class RunForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
+        waiting = self.owner.runs.filter(status="queued").count()
+        if waiting >= self.owner.max_queued_runs:
+            raise forms.ValidationError(
+                _(
+                    "You already have %(n)d queued runs, your limit: wait for one to start, "
+                    "or cancel one."
+                ),
+                params={"n": waiting},
+            )
         if self.errors:
             return cleaned
         try:

@@ -194,3 +194,12 @@ def test_a_300_mb_upload_streams_through_without_sitting_in_memory(project, tmp_
     assert dataset.row_count == rows // 1000 * 1000
     assert dataset.size_bytes > 290 * 2**20
     assert peak < 20 * 2**20, f"peak Python allocation {peak / 2**20:.0f} MB"
+
+
+def test_it_refuses_an_upload_past_the_storage_quota(owner_client, project, user, htmx_headers):
+    user.storage_quota_mb = 1
+    user.save(update_fields=["storage_quota_mb"])
+    upload(owner_client, project, GOOD, filename="small.jsonl", **htmx_headers)
+    response = upload(owner_client, project, GOOD * 10_000, filename="big.jsonl", **htmx_headers)
+    assert "storage quota" in response.content.decode()
+    assert list(Dataset.objects.values_list("name", flat=True)) == ["small.jsonl"]

@@ -246,3 +246,16 @@ def test_every_run_url_sends_anonymous_users_to_login(client, run):
         assert response["Location"].startswith(reverse("account_login"))
     run.refresh_from_db()
     assert run.status == Run.Status.QUEUED and not run.cancel_requested
+
+
+def test_it_refuses_a_run_past_the_queued_runs_quota(owner_client, project, user, broker):
+    user.max_queued_runs = 2
+    user.save(update_fields=["max_queued_runs"])
+    dataset = make_dataset(project)
+    make_run(project=project, dataset=dataset)
+    make_run(project=project, dataset=dataset)
+    response = owner_client.post(
+        reverse("training:new", args=[project.pk]), valid_form(project, dataset)
+    )
+    assert "You already have 2 queued runs" in response.content.decode()
+    assert Run.objects.count() == 2
