@@ -7,10 +7,14 @@ HOUR_MS = 3_600_000
 
 
 @dramatiq.actor(queue_name=settings.QUEUE_GPU, time_limit=24 * HOUR_MS, max_retries=0)
-def train_run(run_id: int) -> None:
-    from training.runner import execute_run
+def train_next(trigger_run_id: int) -> None:
+    """A free worker: train the fairest eligible queued run (see training.scheduling).
 
-    execute_run(run_id)
+    ``trigger_run_id`` names the run whose submission or end sent this message, for logs.
+    """
+    from training.runner import execute_next
+
+    execute_next(trigger_run_id)
 
 
 @dramatiq.actor(queue_name=settings.QUEUE_GPU, time_limit=HOUR_MS // 6, max_retries=0)

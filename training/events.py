@@ -11,6 +11,7 @@ from django.template.loader import render_to_string
 
 from training.forms import ChatForm
 from training.models import Run
+from training.scheduling import queue_position
 
 
 def run_group(run_id: int) -> str:
@@ -20,7 +21,24 @@ def run_group(run_id: int) -> str:
 def run_context(run: Run) -> dict:
     metrics = list(run.metrics.values_list("step", "loss"))
     logs = list(run.logs.order_by("-id").values_list("created", "line")[:200])[::-1]
-    return {"run": run, "chart": loss_chart(metrics), "logs": logs, "chat_form": ChatForm()}
+    return {
+        "run": run,
+        "chart": loss_chart(metrics),
+        "logs": logs,
+        "chat_form": ChatForm(),
+        "queue": _queue_info(run),
+    }
+
+
+def _queue_info(run: Run) -> dict | None:
+    place = queue_position(run)
+    if place is None:
+        return None
+    position, eta_s = place
+    return {
+        "position": position,
+        "eta_minutes": None if eta_s is None else max(1, round(eta_s / 60)),
+    }
 
 
 def render_run_state(run: Run) -> str:

@@ -55,7 +55,7 @@ def beat(name: str) -> None:
 
 def reap_stale_runs() -> list[int]:
     """Mark running runs whose worker went silent as interrupted; returns their ids."""
-    from training import events
+    from training import events, services
     from training.models import Run, RunLog, Worker
 
     cutoff = timezone.now() - timedelta(seconds=settings.WORKER_STALE_AFTER_S)
@@ -74,6 +74,7 @@ def reap_stale_runs() -> list[int]:
             run.save(update_fields=["status", "error", "finished"])
             RunLog.objects.create(run=run, line=f"interrupted: {run.error}")
             events.publish_run(run.pk)
+            services.release_slot(run.pk)
             reaped.append(run.pk)
     return reaped
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from training import events
+from training import events, services
 from training.engine.config import RunConfig
 from training.engine.train import StepMetrics, train
 from training.models import ChatExchange, Run, RunLog, RunMetric
+from training.scheduling import claim_next
 
 logger = logging.getLogger(__name__)
 PUSH_INTERVAL_S = 1.0
@@ -105,11 +106,33 @@ class RunReporter:
         return self.cancelled
 
 
+def execute_next(trigger_run_id: int) -> None:
+    """Train the fairest eligible queued run, if any (one message = one free worker)."""
+    run = claim_next(worker_name())
+    if run is None:
+        logger.info("token from run %s: nothing may start now", trigger_run_id)
+        return
+    train_claimed(Run.objects.select_related("base_model", "dataset").get(pk=run.pk))
+
+
 def execute_run(run_id: int) -> None:
+    """Train this run if it can still be claimed (a duplicate delivery gets nothing)."""
     run = Run.objects.select_related("base_model", "dataset").filter(pk=run_id).first()
     if run is None or not run.claim(worker_name()):
         logger.info("run %s: not claimable (gone, taken or cancelled); skipping", run_id)
         return
+    train_claimed(run)
+
+
+def train_claimed(run: Run) -> None:
+    try:
+        _train(run)
+    finally:
+        services.release_slot(run.pk)
+
+
+def _train(run: Run) -> None:
+    run_id = run.pk
     reporter = RunReporter(run)
     reporter.on_log(f"claimed by worker {run.worker}")
     try:

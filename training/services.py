@@ -17,7 +17,7 @@ def start_run(
     name: str,
     config: dict,
 ) -> Run:
-    from training.actors import train_run
+    from training.actors import train_next
 
     with transaction.atomic():
         run = Run.objects.create(
@@ -28,7 +28,7 @@ def start_run(
             name=name,
             config=config,
         )
-        transaction.on_commit(lambda: train_run.send(run.pk))
+        transaction.on_commit(lambda: train_next.send(run.pk))
     return run
 
 
@@ -66,11 +66,18 @@ def ask_chat(
 
 
 def requeue_run(run: Run) -> bool:
-    from training.actors import train_run
+    from training.actors import train_next
 
     with transaction.atomic():
         if not run.reset_for_requeue():
             return False
-        transaction.on_commit(lambda: train_run.send(run.pk))
+        transaction.on_commit(lambda: train_next.send(run.pk))
     events.publish_run(run.pk)
     return True
+
+
+def release_slot(run_id: int) -> None:
+    """A run left the running state: let a worker start the next fair run."""
+    from training.actors import train_next
+
+    transaction.on_commit(lambda: train_next.send(run_id))

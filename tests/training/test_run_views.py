@@ -85,7 +85,7 @@ def test_it_queues_a_run_and_sends_its_id_after_commit(
     assert run.config["quantization"] == "8bit"
     assert run.config["max_steps"] == 10
     assert "model_dir" not in run.config
-    [message] = queued(broker, "train_run")
+    [message] = queued(broker, "train_next")
     assert message["args"] == [run.pk]
 
 
@@ -112,7 +112,7 @@ def test_it_rerenders_the_form_with_errors(
     assert f'data-field="{field}"' in body and error in body
     assert 'id="run-form"' in body and "<html" not in body
     assert Run.objects.count() == 0
-    assert queued(broker, "train_run") == []
+    assert queued(broker, "train_next") == []
 
 
 def test_it_refuses_a_dataset_of_another_project(owner_client, project, user, broker):
