@@ -30,9 +30,9 @@ class RunAdmin(admin.ModelAdmin):
         cancelled = sum(services.cancel_run(run) for run in queryset)
         self.message_user(request, f"{cancelled} run(s) cancelled.", messages.SUCCESS)
 
-    @admin.action(description="Requeue selected runs (start over)")
+    @admin.action(description="Requeue selected runs (interrupted: start over; ended: a retry)")
     def requeue_runs(self, request, queryset):
-        requeued = sum(services.requeue_run(run) for run in queryset)
+        requeued = sum(services.requeue_run(run) is not None for run in queryset)
         skipped = queryset.count() - requeued
         self.message_user(
             request,

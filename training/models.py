@@ -122,14 +122,15 @@ class Run(models.Model):
         return True
 
     def reset_for_requeue(self) -> bool:
-        """Back to queued from a final or interrupted state, starting over from step 0.
+        """Back to queued from interrupted, starting over from step 0.
 
         Without checkpoints a restart trains from the beginning, so the old curve is
-        dropped: the stored metrics never hold a step twice.
+        dropped: the stored metrics never hold a step twice. Final runs stay as they
+        are (see ``retry``).
         """
         with transaction.atomic():
             run = Run.objects.select_for_update().get(pk=self.pk)
-            if run.status in (self.Status.QUEUED, self.Status.RUNNING):
+            if run.status != self.Status.INTERRUPTED:
                 return False
             run.metrics.all().delete()
             run.status = self.Status.QUEUED
@@ -145,11 +146,26 @@ class Run(models.Model):
         self.refresh_from_db()
         return True
 
-    def finish(self, status: str, error: str = "") -> None:
-        self.status = status
-        self.error = error
-        self.finished = timezone.now()
-        self.save(update_fields=["status", "error", "finished"])
+    def retry(self) -> "Run":
+        """A new queued run with this run's settings; a final run itself never changes."""
+        return Run.objects.create(
+            owner=self.owner,
+            project=self.project,
+            dataset=self.dataset,
+            base_model=self.base_model,
+            name=f"{self.name} (retry)",
+            config=self.config,
+        )
+
+    def finish(self, status: str, error: str = "") -> bool:
+        """running/interrupted → a final state; False (and no change) from anything else."""
+        now = timezone.now()
+        changed = Run.objects.filter(
+            pk=self.pk, status__in=[self.Status.RUNNING, self.Status.INTERRUPTED]
+        ).update(status=status, error=error, finished=now)
+        if changed:
+            self.status, self.error, self.finished = status, error, now
+        return bool(changed)
 
 
 class RunMetric(models.Model):

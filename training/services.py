@@ -65,15 +65,21 @@ def ask_chat(
     return exchange
 
 
-def requeue_run(run: Run) -> bool:
+def requeue_run(run: Run) -> Run | None:
+    """Operators: an interrupted run goes back to the queue; a final one gets a new retry
+    run (it stays as it ended). None for a queued or running run."""
     from training.actors import train_next
 
     with transaction.atomic():
-        if not run.reset_for_requeue():
-            return False
-        transaction.on_commit(lambda: train_next.send(run.pk))
-    events.publish_run(run.pk)
-    return True
+        if run.reset_for_requeue():
+            queued = run
+        elif run.is_final:
+            queued = run.retry()
+        else:
+            return None
+        transaction.on_commit(lambda: train_next.send(queued.pk))
+    events.publish_run(queued.pk)
+    return queued
 
 
 def release_slot(run_id: int) -> None:

@@ -62,12 +62,25 @@ def test_requeue_starts_over_without_duplicate_steps(django_capture_on_commit_ca
         elapsed_s=1,
     )
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.requeue_run(run) is True
+        assert services.requeue_run(run) == run
     run.refresh_from_db()
     assert (run.status, run.step, run.loss, run.worker) == ("queued", 0, None, "")
     assert not run.metrics.exists()
     assert broker.queues["gpu"].qsize() == 1
-    assert services.requeue_run(run) is False  # already queued
+    assert services.requeue_run(run) is None  # already queued
+
+
+def test_requeueing_an_ended_run_makes_a_retry_and_leaves_it_alone():
+    from training import services
+
+    run = make_run(name="first try")
+    Run.objects.filter(pk=run.pk).update(status="failed", error="out of memory")
+    run.refresh_from_db()
+    retry = services.requeue_run(run)
+    assert retry.pk != run.pk and retry.name == "first try (retry)"
+    assert retry.status == "queued" and retry.config == run.config
+    run.refresh_from_db()
+    assert (run.status, run.error) == ("failed", "out of memory")
 
 
 def test_operators_cancel_and_requeue_from_the_admin(client):
@@ -80,7 +93,8 @@ def test_operators_cancel_and_requeue_from_the_admin(client):
     client.post(url, {"action": "cancel_runs", "_selected_action": [running.pk]})
     client.post(url, {"action": "requeue_runs", "_selected_action": [failed.pk]})
     assert Run.objects.get(pk=running.pk).cancel_requested is True
-    assert Run.objects.get(pk=failed.pk).status == Run.Status.QUEUED
+    assert Run.objects.get(pk=failed.pk).status == Run.Status.FAILED
+    assert Run.objects.filter(name__endswith="(retry)", status="queued").count() == 1
     beat("host-b:2")
     page = client.get(reverse("admin:training_worker_changelist")).content.decode()
     assert "host-b:2" in page
