@@ -24,9 +24,11 @@ training step, which is the start of the first backward pass:
   fp32: ``tokens x vocab x 4 bytes x 3``. This dominates for 150k-256k vocabularies.
   The engine only projects positions that are trained, so this is an upper bound.
 - **overhead**: on CPU, the resident size of Python + torch + transformers + peft +
-  bitsandbytes (measured by ``bench/memory_calibration.py``), plus the safetensors
-  checkpoint pages that loading maps and reads; on CUDA, the CUDA context and the
-  caching allocator's fragmentation.
+  bitsandbytes (measured by ``bench/memory_calibration.py``), the heap's retention of
+  freed step memory (``CPU_HEAP_FACTOR``) and bitsandbytes' extra CPU copies of k-bit
+  layer outputs; on CUDA, the CUDA context and the caching
+  allocator's fragmentation.
+- **checkpoint** (CPU only): safetensors checkpoint pages that loading maps and reads.
 
 All sizes are MiB (2**20 bytes), named "MB" as the rest of the lab does.
 """
@@ -49,6 +51,17 @@ BNB_NESTED_BLOCK = 256
 # and the engine, before any model is loaded (bench/memory_calibration.py, 2-core
 # x86-64 Linux, torch 2.13 CPU). It barely depends on the model.
 CPU_RUNTIME_MB = 400.0
+# On CPU, resident bytes per byte of live activations and logits during a step. glibc's
+# heap keeps much of what a step frees (forward temporaries such as un-rotated q/k or
+# the attention output before its reshape; backward's gradient buffers) instead of
+# returning it to the OS. Probe: RSS grows ~1.5x the autograd-saved bytes in forward;
+# fitted to 1.45 on the unquantized bundled model (bench/memory_calibration.py).
+CPU_HEAP_FACTOR = 1.45
+# bitsandbytes' CPU path for 4-bit and 8-bit layers materializes each linear output
+# twice more (compute-dtype output, then the cast back / LoRA sum) and the heap keeps
+# them: 2 x tokens x (sum of out_features) x 4 bytes per layer. It matched the gap
+# between k-bit and unquantized runs at 128 and 512 tokens within 10%.
+KBIT_CPU_OUTPUT_COPIES = 2
 # CUDA context (kernels, cuBLAS/cuDNN handles) that torch's allocator does not report.
 CUDA_CONTEXT_MB = 600.0
 # The caching allocator rounds and splits blocks; a tenth of the dynamic memory is
@@ -240,7 +253,10 @@ def estimate_memory(
 
     checkpoint = 0.0
     if device == "cpu":
-        overhead = CPU_RUNTIME_MB * MB
+        overhead = CPU_RUNTIME_MB * MB + (CPU_HEAP_FACTOR - 1) * (activations + logits)
+        if settings.quantization != "none":
+            out_features = sum(o for _, o in arch.linear_shapes().values())
+            overhead += KBIT_CPU_OUTPUT_COPIES * tokens * arch.num_hidden_layers * out_features * 4
         checkpoint = _mapped_checkpoint_bytes(arch, settings.quantization, dtype, checkpoint_dtype)
     else:
         overhead = CUDA_CONTEXT_MB * MB + CUDA_FRAGMENTATION * (activations + logits)

@@ -1,0 +1,152 @@
+"""The memory estimate and the recommended settings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training.engine.catalog import CATALOG, get_model
+from training.engine.config import RunConfig
+from training.engine.memory import (
+    EIGHT_GB_MB,
+    MemorySettings,
+    estimate_memory,
+    fits,
+    recommend,
+    weight_bytes,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOL = get_model("smollm2-135m").arch
+
+
+def total(**changes) -> float:
+    return estimate_memory(SMOL, MemorySettings(**changes)).total_mb
+
+
+def test_it_grows_with_sequence_length_batch_and_rank() -> None:
+    assert total(max_seq_len=128) < total(max_seq_len=256) < total(max_seq_len=1024)
+    assert total(batch_size=1) < total(batch_size=2) < total(batch_size=8)
+    assert total(lora_r=4) < total(lora_r=16) < total(lora_r=64)
+
+
+def test_it_orders_weights_4bit_8bit_bf16_fp32() -> None:
+    sizes = [
+        sum(weight_bytes(SMOL, "4bit", "nf4", True, "float32")),
+        sum(weight_bytes(SMOL, "8bit", "nf4", True, "float32")),
+        sum(weight_bytes(SMOL, "none", "nf4", True, "bfloat16")),
+        sum(weight_bytes(SMOL, "none", "nf4", True, "float32")),
+    ]
+    assert sizes == sorted(sizes) and len(set(sizes)) == 4
+
+
+def test_it_counts_4bit_block_overhead() -> None:
+    linear_4bit, rest = weight_bytes(SMOL, "4bit", "nf4", False, "float32")
+    with_dq, _ = weight_bytes(SMOL, "4bit", "nf4", True, "float32")
+    fp4, _ = weight_bytes(SMOL, "4bit", "fp4", False, "float32")
+    n = 30 * 2_654_208 + 30 * 884_736  # linear weights: MLP + attention, 30 layers
+    assert linear_4bit == n / 2 + n / 64 * 4  # one fp32 absmax per 64 weights
+    assert n / 2 < with_dq < linear_4bit
+    assert fp4 == linear_4bit
+    assert rest == (134_515_008 - n) * 4  # embeddings and norms stay fp32
+
+
+def test_it_lowers_activations_with_gradient_checkpointing() -> None:
+    plain = estimate_memory(SMOL, MemorySettings(gradient_checkpointing=False))
+    checkpointed = estimate_memory(SMOL, MemorySettings(gradient_checkpointing=True))
+    assert checkpointed.activations_mb < plain.activations_mb / 5
+
+
+def test_it_orders_optimizer_states() -> None:
+    def states(optimizer: str) -> float:
+        return estimate_memory(SMOL, MemorySettings(optimizer=optimizer)).optimizer_mb
+
+    assert states("adamw8bit") < states("sgd") < states("adamw")
+
+
+def test_it_shows_the_logits_spike_of_large_vocabularies() -> None:
+    qwen = estimate_memory(get_model("qwen2.5-0.5b").arch, MemorySettings())
+    smol = estimate_memory(SMOL, MemorySettings())
+    assert qwen.logits_mb == pytest.approx(smol.logits_mb * 151936 / 49152)
+
+
+def test_it_takes_a_run_config() -> None:
+    config = RunConfig("m", "d", "o", quantization="8bit", lora_r=16, target_modules=["q_proj"])
+    from_config = estimate_memory(SMOL, config)
+    assert from_config == estimate_memory(
+        SMOL, MemorySettings(quantization="8bit", lora_r=16, target_modules=("q_proj",))
+    )
+    assert from_config.lora_params == 30 * 16 * (576 + 576)
+
+
+def test_it_adds_the_cuda_context_on_a_gpu() -> None:
+    cpu = estimate_memory(SMOL, MemorySettings(), device="cpu")
+    cuda = estimate_memory(SMOL, MemorySettings(), device="cuda")
+    assert cuda.checkpoint_mb == 0 and cpu.checkpoint_mb > 0
+    assert set(cuda.breakdown()) >= {"weights_mb", "activations_mb", "logits_mb", "total_mb"}
+
+
+def test_it_says_whether_a_run_fits() -> None:
+    estimate = estimate_memory(SMOL, MemorySettings())
+    assert fits(estimate, estimate.total_mb + 100) == (True, pytest.approx(100))
+    ok, headroom = fits(estimate, estimate.total_mb / 2)
+    assert not ok and headroom < 0
+
+
+@pytest.mark.parametrize("model", CATALOG, ids=lambda m: m.key)
+def test_it_recommends_settings_that_fit_an_8gb_gpu(model) -> None:
+    values, reasons = recommend(model.arch, 2_000, 24 * 1024, preset="8gb", device="cuda")
+    config = RunConfig("m", "d", "o", **values)
+    config.validate()
+    estimate = estimate_memory(model.arch, config, device="cuda")
+    assert fits(estimate, EIGHT_GB_MB)[0]
+    assert {field for field, _ in reasons} >= {"quantization", "learning_rate", "batch_size"}
+
+
+def test_it_recommends_more_for_the_quality_preset() -> None:
+    arch = get_model("qwen2.5-0.5b").arch
+    small, _ = recommend(arch, 500, 80 * 1024, preset="8gb")
+    quality, _ = recommend(arch, 500, 80 * 1024, preset="quality")
+    assert quality["lora_r"] > small["lora_r"]
+    assert quality["quantization"] == "none"
+    assert quality["max_seq_len"] > small["max_seq_len"]
+
+
+def test_it_says_when_nothing_fits() -> None:
+    _, reasons = recommend(get_model("phi3-mini").arch, 100, 1024, preset="balanced")
+    assert any("will not fit" in why for _, why in reasons)
+
+
+@pytest.mark.slow
+def test_it_estimates_a_real_cpu_run_within_25_percent(
+    model_dir: Path, tmp_path: Path, tiny_config
+) -> None:
+    """Peak RSS of a fresh process running 2 real 4-bit steps, against the estimate."""
+    sys.path.insert(0, str(ROOT))
+    from bench.memory_calibration import write_dataset
+
+    dataset = tmp_path / "long.jsonl"
+    write_dataset(dataset, rows=4)
+    config = tiny_config(model_dir, dataset, tmp_path / "run", max_steps=2, batch_size=1)
+    config.max_seq_len = 128
+    spec = config.to_dict()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "memory_calibration.py"),
+            "--child",
+            json.dumps(spec),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    measured = json.loads(proc.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+    checkpoint_dtype = json.loads((model_dir / "config.json").read_text())["dtype"]
+    estimate = estimate_memory(SMOL, config, device="cpu", checkpoint_dtype=checkpoint_dtype)
+    assert estimate.total_mb == pytest.approx(measured, rel=0.25)
