@@ -2,6 +2,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from projects.models import BaseModel, Dataset, Project
+from training.capacity import Capacity, capacity_for
 from training.engine.config import ConfigError, RunConfig
 from training.engine.samples import SAMPLE_RUN_DEFAULTS
 
@@ -57,10 +58,14 @@ class RunForm(forms.Form):
     grad_accum = forms.IntegerField(label=_("Gradient accumulation"), min_value=1, max_value=512)
     max_seq_len = forms.IntegerField(label=_("Max sequence length"), min_value=16, max_value=32768)
     seed = forms.IntegerField(label=_("Seed"), min_value=0, max_value=2**31 - 1)
+    insist = forms.BooleanField(
+        label=_("Start anyway, even if the estimate says it will not fit"), required=False
+    )
 
     def __init__(self, *args, project: Project, **kwargs):
         super().__init__(*args, **kwargs)
         self.owner = project.owner
+        self.capacity: Capacity | None = None
         self.fields["dataset"].queryset = project.datasets.all()
         if not self.is_bound:
             defaults = {**_config_defaults(), **SAMPLE_RUN_DEFAULTS}
@@ -94,10 +99,33 @@ class RunForm(forms.Form):
                     self.add_error(field, message)
                 else:
                     self.add_error(None, f"{field}: {message}")
+            return cleaned
+        self.capacity = capacity_for(cleaned["base_model"], self.config())
+        if self.capacity and not self.capacity.fits and not cleaned.get("insist"):
+            self.add_error(
+                None,
+                _(
+                    "This run needs about %(need).0f MB but the largest worker (%(device)s) has "
+                    "%(have).0f MB. Lower the batch size or sequence length, quantize to 4-bit, "
+                    "or tick “Start anyway”."
+                )
+                % {
+                    "need": self.capacity.estimate.total_mb,
+                    "device": self.capacity.device_name,
+                    "have": self.capacity.device_memory_mb,
+                },
+            )
         return cleaned
 
     def config(self) -> dict:
         return {name: self.cleaned_data[name] for name in CONFIG_FIELDS}
+
+    def initial_capacity(self) -> Capacity | None:
+        """The estimate for the form's initial values (the page before any change)."""
+        model = BaseModel.objects.filter(pk=self.fields["base_model"].initial).first()
+        if model is None:
+            return None
+        return capacity_for(model, {name: self.fields[name].initial for name in CONFIG_FIELDS})
 
 
 def _config_defaults() -> dict:

@@ -5,6 +5,7 @@ from training import views
 app_name = "training"
 urlpatterns = [
     path("projects/<int:project_id>/runs/new/", views.run_new, name="new"),
+    path("projects/<int:project_id>/runs/estimate/", views.run_estimate, name="estimate"),
     path("runs/<int:run_id>/", views.run_detail, name="run"),
     path("runs/<int:run_id>.json", views.run_json, name="run_json"),
     path("runs/<int:run_id>/cancel/", views.run_cancel, name="cancel"),

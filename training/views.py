@@ -54,7 +54,22 @@ def run_new(request: HttpRequest, project_id: int) -> HttpResponse:
     template = "training/run_new.html"
     if request.htmx and request.method == "POST":
         template += "#run_form"
-    return render(request, template, {"project": project, "form": form})
+    capacity = form.capacity if form.is_bound else form.initial_capacity()
+    return render(request, template, {"project": project, "form": form, "capacity": capacity})
+
+
+@login_required
+@require_POST
+def run_estimate(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The memory estimate for the form's current settings (HTMX, as the user edits)."""
+    project = _get_project_for_user(request, project_id)
+    form = RunForm(request.POST, project=project)
+    form.is_valid()
+    return render(
+        request,
+        "training/run_new.html#estimate",
+        {"project": project, "form": form, "capacity": form.capacity},
+    )
 
 
 @login_required
