@@ -164,3 +164,22 @@ def dataset_delete(request: HttpRequest, project_id: int, dataset_id: int) -> Ht
     datasets.delete_dataset(dataset)
     messages.success(request, _("Dataset deleted."))
     return _redirect(request, dataset.project.get_absolute_url())
+
+
+@login_required
+def model_catalog(request: HttpRequest) -> HttpResponse:
+    from projects.catalog import BATCH, SEQ_LEN, catalog_rows
+    from training.capacity import target_device
+
+    device, device_name, memory_mb = target_device()
+    return render(
+        request,
+        "projects/catalog.html",
+        {
+            "rows": catalog_rows(device),
+            "device_name": device_name,
+            "memory_mb": memory_mb,
+            "seq_len": SEQ_LEN,
+            "batch": BATCH,
+        },
+    )

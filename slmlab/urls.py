@@ -4,6 +4,8 @@ from django.http import HttpRequest, JsonResponse
 from django.shortcuts import redirect
 from django.urls import include, path
 
+from projects import views as project_views
+
 # The admin login goes through allauth's login view, so its rate limits apply.
 admin.site.login = secure_admin_login(admin.site.login)
 admin.site.site_header = "SLM Lab administration"
@@ -28,6 +30,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("models/", project_views.model_catalog, name="catalog"),
     path("projects/", include("projects.urls")),
     path("", include("training.urls")),
 ]

@@ -1,0 +1,92 @@
+"""The model catalog page's rows: curated models plus whatever is in the local store."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from projects.models import BaseModel
+from training.engine.catalog import CATALOG, Arch, arch_from_config_dict, param_count
+from training.engine.memory import MemorySettings, estimate_memory
+
+# The page compares models at lean settings, where the weights decide what fits:
+# batch 1, sequence 512, gradient checkpointing on.
+SEQ_LEN, BATCH = 512, 1
+
+
+@dataclass(frozen=True)
+class CatalogRow:
+    name: str
+    repo_id: str
+    params: int
+    disk_bytes: int
+    context_length: int
+    licence: str
+    in_store: BaseModel | None
+    inference_mb: float
+    lora_mb: float
+    qlora_mb: float
+
+
+def _estimates(arch: Arch, device: str, checkpoint_dtype: str) -> tuple[float, float, float]:
+    lora = estimate_memory(
+        arch,
+        MemorySettings(quantization="none", max_seq_len=SEQ_LEN, batch_size=BATCH),
+        device,
+        checkpoint_dtype,
+    )
+    qlora = estimate_memory(
+        arch,
+        MemorySettings(quantization="4bit", max_seq_len=SEQ_LEN, batch_size=BATCH),
+        device,
+        checkpoint_dtype,
+    )
+    # Inference holds the weights and the runtime, none of the training state.
+    inference = lora.weights_mb + lora.unquantized_mb + lora.overhead_mb + lora.checkpoint_mb
+    return inference, lora.total_mb, qlora.total_mb
+
+
+def catalog_rows(device: str) -> list[CatalogRow]:
+    stored = {m.name: m for m in BaseModel.objects.all()}
+    rows = []
+    for entry in CATALOG:
+        local = stored.pop(entry.repo_id.split("/")[-1], None) or stored.pop(entry.name, None)
+        inference, lora, qlora = _estimates(entry.arch, device, entry.checkpoint_dtype)
+        rows.append(
+            CatalogRow(
+                entry.name,
+                entry.repo_id,
+                entry.params,
+                entry.disk_bytes,
+                entry.context_length,
+                entry.licence,
+                local,
+                inference,
+                lora,
+                qlora,
+            )
+        )
+    for model in stored.values():  # imported models outside the curated list
+        try:
+            config = json.loads((Path(model.path) / "config.json").read_text())
+            arch = arch_from_config_dict(config)
+        except (OSError, ValueError, KeyError):
+            continue
+        dtype = config.get("dtype") or config.get("torch_dtype") or "float32"
+        inference, lora, qlora = _estimates(arch, device, dtype)
+        rows.append(
+            CatalogRow(
+                model.name,
+                "",
+                param_count(arch),
+                model.disk_bytes,
+                model.context_length,
+                model.licence,
+                model,
+                inference,
+                lora,
+                qlora,
+            )
+        )
+    return rows
