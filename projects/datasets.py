@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import models, transaction
 
 from projects.models import Dataset, Project, dataset_upload_path
-from training.engine.data import MAX_REPORTED_PROBLEMS, DatasetError, Problem, parse_line
+from training.engine.data import DatasetError, Problem, scan_alpaca_jsonl
 from training.engine.samples import write_sample_dataset
 
 PREVIEW_ROWS = 5
@@ -26,34 +26,13 @@ def _tmp_dir() -> Path:
     return path
 
 
-def scan_jsonl(path: Path) -> tuple[int, list[dict]]:
-    """Validate every line, keeping only the count and the first rows: memory stays flat
-    however large the file is. Raises DatasetError listing the first problems."""
-    count, preview, problems, total = 0, [], [], 0
-    with open(path, "rb") as fh:
-        for line_no, raw in enumerate(fh, start=1):
-            row, line_problems = parse_line(raw, line_no)
-            total += len(line_problems)
-            if len(problems) < MAX_REPORTED_PROBLEMS:
-                problems.extend(line_problems)
-            if row is not None and not line_problems:
-                count += 1
-                if len(preview) < PREVIEW_ROWS:
-                    preview.append(row)
-    if total:
-        raise DatasetError(problems, total)
-    if not count:
-        raise DatasetError([Problem(None, None, "file is empty: expected at least one JSON line")])
-    return count, preview
-
-
 def store_dataset(project: Project, source: Path, name: str) -> Dataset:
     """Validate ``source`` and move it into the store as a new dataset of ``project``.
 
     ``source`` is consumed: moved into the store on success, deleted on failure.
     """
     try:
-        count, preview = scan_jsonl(source)
+        count, preview = scan_alpaca_jsonl(source, keep=PREVIEW_ROWS)
         dataset = Dataset(
             uid=uuid.uuid4(),
             owner=project.owner,

@@ -68,11 +68,21 @@ def read_alpaca_jsonl(path: Path | str) -> list[dict[str, str]]:
     """Read and validate an Alpaca JSONL file; raise :class:`DatasetError` on any problem.
 
     Returns rows normalised to exactly ``instruction``, ``input`` and ``output``.
-    The file is read line by line so a large upload never sits in memory twice.
+    """
+    return scan_alpaca_jsonl(path)[1]
+
+
+def scan_alpaca_jsonl(
+    path: Path | str, keep: int | None = None
+) -> tuple[int, list[dict[str, str]]]:
+    """Validate every line; return the row count and the first ``keep`` rows (all if None).
+
+    The file is read line by line, so with a small ``keep`` memory stays flat however
+    large the file is. Raises :class:`DatasetError` with the first problems found.
     """
     rows: list[dict[str, str]] = []
     problems: list[Problem] = []
-    total = 0
+    total = count = 0
     with open(path, "rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
             row, line_problems = parse_line(raw, line_no)
@@ -80,12 +90,14 @@ def read_alpaca_jsonl(path: Path | str) -> list[dict[str, str]]:
             if len(problems) < MAX_REPORTED_PROBLEMS:
                 problems.extend(line_problems)
             if row is not None and not line_problems:
-                rows.append(row)
+                count += 1
+                if keep is None or len(rows) < keep:
+                    rows.append(row)
     if total:
         raise DatasetError(problems, total)
-    if not rows:
+    if not count:
         raise DatasetError([Problem(None, None, "file is empty: expected at least one JSON line")])
-    return rows
+    return count, rows
 
 
 def parse_line(raw: bytes, line_no: int) -> tuple[dict[str, str] | None, list[Problem]]:
