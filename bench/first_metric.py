@@ -70,9 +70,9 @@ def main() -> None:
             page.locator("input[name=max_steps]").fill(str(args.steps))
             clicked = time.monotonic()
             page.get_by_test_id("start-run").click()
-            expect(page.get_by_test_id("loss")).not_to_have_text("\u2013")
+            expect(page.get_by_test_id("loss")).not_to_have_text("\u2013", timeout=600_000)
             first_metric = time.monotonic() - clicked
-            expect(page.get_by_test_id("run-status")).to_have_text("completed")
+            expect(page.get_by_test_id("run-status")).to_have_text("completed", timeout=1_800_000)
             done = time.monotonic() - clicked
             result = page.request.get(page.url.rstrip("/") + ".json").json()
             browser.close()
