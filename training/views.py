@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -13,9 +14,11 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from projects.models import Project
 from training import services
+from training.engine.config import ConfigError, RunConfig
 from training.events import run_context
 from training.forms import ChatForm, RunForm
 from training.models import Run
+from training.run_yaml import apply_yaml, recommend_settings, run_yaml
 from training.runner import run_summary
 
 
@@ -132,3 +135,82 @@ def run_adapter(request: HttpRequest, run_id: int) -> FileResponse:
             Path(built).replace(archive)
     filename = f"slmlab-run-{run.pk}-adapter.zip"
     return FileResponse(archive.open("rb"), as_attachment=True, filename=filename)
+
+
+@login_required
+@require_POST
+def run_recommend(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Fill the form with recommended settings for its model, dataset and the lab's workers."""
+    project = _get_project_for_user(request, project_id)
+    preset = request.POST.get("preset", "balanced")
+    bound = RunForm(request.POST, project=project)
+    bound.is_valid()
+    model = bound.cleaned_data.get("base_model")
+    dataset = bound.cleaned_data.get("dataset")
+    data = request.POST.copy()
+    reasons: list[tuple[str, str]] = []
+    if model is not None and dataset is not None:
+        values, reasons = recommend_settings(model, dataset, preset)
+        for name, value in values.items():
+            data[name] = "on" if value is True else ("" if value is False else value)
+        data["max_steps"] = 0  # the recommendation counts in epochs
+    form = RunForm(data, project=project)
+    form.is_valid()
+    context = {
+        "project": project,
+        "form": form,
+        "capacity": form.capacity,
+        "reasons": reasons,
+        "preset": preset,
+    }
+    return render(request, "training/run_new.html#run_form", context)
+
+
+@login_required
+@require_POST
+def run_config_export(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The form's settings as the run.yaml that `manage.py train --config` reads."""
+    project = _get_project_for_user(request, project_id)
+    form = RunForm({**request.POST.dict(), "insist": "on"}, project=project)
+    if not form.is_valid():
+        return render(
+            request,
+            "training/run_new.html",
+            {"project": project, "form": form, "capacity": form.capacity},
+        )
+    text = run_yaml(form)
+    response = HttpResponse(text, content_type="application/yaml")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{slugify(form.cleaned_data["name"])}.yaml"'
+    )
+    return response
+
+
+@login_required
+@require_POST
+def run_config_import(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Fill the run form from an uploaded run.yaml (the same schema as the export)."""
+    project = _get_project_for_user(request, project_id)
+    upload = request.FILES.get("config")
+    form = RunForm(project=project)
+    try:
+        if upload is None:
+            raise ConfigError({"file": "choose a run.yaml file"})
+        if upload.size > 64 * 1024:
+            raise ConfigError({"file": "a run.yaml is a few hundred bytes; this file is too big"})
+        config = RunConfig.from_yaml(upload.read().decode("utf-8", errors="replace"))
+        config.validate()
+    except ConfigError as exc:
+        for field, message in exc.errors.items():
+            messages.error(
+                request,
+                _("run.yaml: %(field)s: %(message)s") % {"field": field, "message": message},
+            )
+    else:
+        apply_yaml(form, config, project)
+        messages.success(request, _("Settings loaded from %(name)s.") % {"name": upload.name})
+    return render(
+        request,
+        "training/run_new.html",
+        {"project": project, "form": form, "capacity": form.initial_capacity()},
+    )

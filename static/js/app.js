@@ -39,3 +39,14 @@ document.addEventListener("htmx:xhr:progress", (event) => {
   bar.hidden = false;
   bar.value = Math.round((100 * event.detail.loaded) / event.detail.total);
 });
+
+// A button that submits its form natively to another URL (downloads bypass htmx).
+document.addEventListener("click", (event) => {
+  const button = event.target.closest && event.target.closest("[data-native-submit]");
+  if (!button || !button.form) return;
+  const form = button.form;
+  const action = form.getAttribute("action");
+  form.setAttribute("action", button.dataset.nativeSubmit);
+  form.submit();
+  form.setAttribute("action", action);
+});

@@ -1,0 +1,55 @@
+"""The run form ↔ run.yaml (RunConfig) and recommendations for the form."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.conf import settings
+from django.utils.text import slugify
+
+from projects.models import BaseModel, Dataset, Project
+from training.capacity import target_device
+from training.engine.catalog import arch_from_config_dict
+from training.engine.config import RunConfig
+from training.engine.memory import recommend
+from training.forms import CONFIG_FIELDS, RunForm
+
+
+def run_yaml(form: RunForm) -> str:
+    data = form.cleaned_data
+    config = RunConfig.from_dict(
+        {
+            **form.config(),
+            "model_dir": data["base_model"].path,
+            "dataset_path": data["dataset"].file.path,
+            "output_dir": str(Path(settings.RUNS_DIR) / f"cli-{slugify(data['name']) or 'run'}"),
+        }
+    )
+    return config.to_yaml()
+
+
+def apply_yaml(form: RunForm, config: RunConfig, project: Project) -> None:
+    """Set the form's initial values from ``config``; paths pick the matching model/dataset."""
+    for name in CONFIG_FIELDS:
+        form.fields[name].initial = getattr(config, name)
+    model = BaseModel.objects.filter(path=config.model_dir).first()
+    if model is not None:
+        form.fields["base_model"].initial = model.pk
+    for dataset in project.datasets.all():
+        if dataset.file.path == config.dataset_path:
+            form.fields["dataset"].initial = dataset.pk
+
+
+def recommend_settings(model: BaseModel, dataset: Dataset, preset: str):
+    arch = arch_from_config_dict(json.loads((Path(model.path) / "config.json").read_text()))
+    device, _, memory_mb = target_device()
+    values, reasons = recommend(
+        arch,
+        dataset.row_count,
+        memory_mb,
+        preset=preset,
+        device=device,
+        context_length=model.context_length or None,
+    )
+    return {k: v for k, v in values.items() if k in CONFIG_FIELDS}, reasons
