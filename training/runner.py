@@ -42,6 +42,7 @@ class RunReporter:
 
     def __init__(self, run: Run) -> None:
         self.run = run
+        self.tensorboard = None
         self.last_push = 0.0
         self.last_cancel_check = 0.0
         self.cancelled = False
@@ -96,7 +97,30 @@ class RunReporter:
             run.first_metric_at = timezone.now()
             fields.append("first_metric_at")
         run.save(update_fields=fields)
+        self.log_tensorboard(m)
         self.push(force=first)
+
+    def log_tensorboard(self, m: StepMetrics) -> None:
+        """TensorBoard event files per run (downloadable from the run page)."""
+        if self.tensorboard is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tensorboard = SummaryWriter(log_dir=str(self.run.output_dir / "tensorboard"))
+        scalars = {
+            "train/loss": m.loss,
+            "train/learning_rate": m.learning_rate,
+            "train/grad_norm": m.grad_norm,
+            "train/tokens_per_second": m.tokens_per_second,
+            "memory/cpu_rss_mb": m.cpu_rss_mb,
+            "memory/gpu_mb": m.gpu_mem_mb,
+        }
+        for tag, value in scalars.items():
+            if value is not None:
+                self.tensorboard.add_scalar(tag, value, m.step)
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
     def should_stop(self) -> bool:
         now = time.monotonic()
@@ -143,11 +167,13 @@ def _train(run: Run) -> None:
             should_stop=reporter.should_stop,
         )
     except Exception as exc:
+        reporter.close()
         logger.exception("run %s failed", run_id)
         RunLog.objects.create(run=run, line="".join(traceback.format_exception_only(exc)).strip())
         run.finish(Run.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
         events.publish_run(run.pk)
         return
+    reporter.close()
     if result.status == "completed":
         run.finish(Run.Status.COMPLETED)
         RunLog.objects.create(run=run, line="run completed")

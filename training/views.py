@@ -128,13 +128,33 @@ def run_adapter(request: HttpRequest, run_id: int) -> FileResponse:
     if not run.has_adapter:
         raise Http404("This run has no adapter yet.")
     archive = run.output_dir / "adapter.zip"
-    if not archive.exists():
-        # Build once, atomically: a second request never serves a half-written zip.
-        with tempfile.TemporaryDirectory(dir=run.output_dir) as tmp:
-            built = shutil.make_archive(str(Path(tmp) / "adapter"), "zip", run.adapter_dir)
-            Path(built).replace(archive)
+    if not archive.exists():  # an adapter never changes once saved: zip it once
+        _zip_into(run.adapter_dir, archive)
     filename = f"slmlab-run-{run.pk}-adapter.zip"
     return FileResponse(archive.open("rb"), as_attachment=True, filename=filename)
+
+
+@login_required
+def run_tensorboard(request: HttpRequest, run_id: int) -> FileResponse:
+    run = _get_run_for_user(request, run_id)
+    events_dir = run.output_dir / "tensorboard"
+    if not events_dir.is_dir():
+        raise Http404("This run has no TensorBoard events yet.")
+    # Events grow while the run trains, so each download zips the current files.
+    archive = Path(tempfile.mkstemp(suffix=".zip", dir=run.output_dir)[1])
+    _zip_into(events_dir, archive)
+    response = FileResponse(
+        archive.open("rb"), as_attachment=True, filename=f"slmlab-run-{run.pk}-tensorboard.zip"
+    )
+    archive.unlink()  # the open handle keeps the data until the response is sent
+    return response
+
+
+def _zip_into(directory: Path, archive: Path) -> None:
+    """Zip ``directory`` into ``archive`` atomically: no reader sees a half-written zip."""
+    with tempfile.TemporaryDirectory(dir=archive.parent) as tmp:
+        built = shutil.make_archive(str(Path(tmp) / "archive"), "zip", directory)
+        Path(built).replace(archive)
 
 
 @login_required

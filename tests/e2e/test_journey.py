@@ -100,6 +100,9 @@ def test_the_journey_from_upload_to_chat_and_adapter(browser, live_lab, tmp_path
     assert tuned.peft_config["default"].r == 8
     assert any("lora_A" in name for name, _ in tuned.named_parameters())
 
+    tensorboard = page.request.get(url + run_path + "tensorboard.zip")
+    assert tensorboard.status == 200 and tensorboard.body()[:2] == b"PK"
+
     # Owner's own websocket: accepted, and the first message is the full state.
     probe = page.evaluate(WS_PROBE, "/ws" + run_path)
     assert probe["seen"][0] == "open"
@@ -116,6 +119,7 @@ def test_the_journey_from_upload_to_chat_and_adapter(browser, live_lab, tmp_path
     expect(other).to_have_url(re.compile(r"/projects/$"))
     assert other.request.get(url + run_path).status == 404
     assert other.request.get(url + run_path + "adapter.zip").status == 404
+    assert other.request.get(url + run_path + "tensorboard.zip").status == 404
     refused = other.evaluate(WS_PROBE, "/ws" + run_path)
     assert "open" not in refused["seen"]
     intruder.close()

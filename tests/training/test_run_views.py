@@ -221,6 +221,7 @@ def run_urls(run):
         ("get", reverse("training:run", args=[run.pk])),
         ("get", reverse("training:run_json", args=[run.pk])),
         ("get", reverse("training:adapter", args=[run.pk])),
+        ("get", reverse("training:tensorboard", args=[run.pk])),
         ("post", reverse("training:cancel", args=[run.pk])),
         ("post", reverse("training:chat", args=[run.pk])),
         ("get", reverse("training:new", args=[run.project_id])),
@@ -259,3 +260,19 @@ def test_it_refuses_a_run_past_the_queued_runs_quota(owner_client, project, user
     )
     assert "You already have 2 queued runs" in response.content.decode()
     assert Run.objects.count() == 2
+
+
+def test_the_tensorboard_events_download_as_a_zip(owner_client, run):
+    import io
+    import zipfile
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    assert owner_client.get(reverse("training:tensorboard", args=[run.pk])).status_code == 404
+    writer = SummaryWriter(log_dir=str(run.output_dir / "tensorboard"))
+    writer.add_scalar("train/loss", 1.5, 1)
+    writer.close()
+    response = owner_client.get(reverse("training:tensorboard", args=[run.pk]))
+    names = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).namelist()
+    assert any(name.startswith("events.out.tfevents") for name in names)
+    assert not list(run.output_dir.glob("*.zip"))  # the temporary archive is gone

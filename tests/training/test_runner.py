@@ -72,3 +72,8 @@ def test_it_trains_for_real_and_stores_every_step(bundled_model_dir, user):
     lines = list(run.logs.values_list("line", flat=True))
     assert any("trainable params" in line for line in lines)
     assert lines[-1] == "run completed"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run.output_dir / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3]
