@@ -8,6 +8,7 @@ websockets) and one Dramatiq worker, and stops all of them on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -88,7 +89,9 @@ def health_ok(url: str) -> bool:
 
 def stop_all(procs: list[tuple[str, subprocess.Popen]]) -> None:
     # Children run in their own sessions, so Ctrl-C reaches only this supervisor,
-    # which stops them in order: web, then the worker, Redis last.
+    # which stops them in order: web, then the worker, Redis last. A worker busy
+    # training gets 60 s; then its whole process group goes (the run is marked
+    # interrupted by the next worker's heartbeat), so no worker process is orphaned.
     for name, proc in reversed(procs):
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -96,7 +99,9 @@ def stop_all(procs: list[tuple[str, subprocess.Popen]]) -> None:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             print(f"lab: {name} did not stop in 60 s, killing it", flush=True)
-            proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # and whatever it forked
+        proc.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
