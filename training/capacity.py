@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import psutil
 
@@ -68,7 +69,7 @@ def capacity_for(base_model: BaseModel, config: dict) -> Capacity | None:
     except (OSError, ValueError, KeyError):
         return None
     device, name, memory_mb = target_device()
-    settings = MemorySettings.from_config(_Namespace(config))
+    settings = MemorySettings.from_config(SimpleNamespace(**config))
     estimate = estimate_memory(
         arch,
         settings,
@@ -77,8 +78,3 @@ def capacity_for(base_model: BaseModel, config: dict) -> Capacity | None:
     )
     ok, headroom = fits(estimate, memory_mb)
     return Capacity(estimate, device, name, memory_mb, ok, headroom)
-
-
-class _Namespace:
-    def __init__(self, values: dict) -> None:
-        self.__dict__.update(values)

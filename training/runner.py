@@ -156,7 +156,6 @@ def train_claimed(run: Run) -> None:
 
 
 def _train(run: Run) -> None:
-    run_id = run.pk
     reporter = RunReporter(run)
     reporter.on_log(f"claimed by worker {run.worker}")
     try:
@@ -168,7 +167,7 @@ def _train(run: Run) -> None:
         )
     except Exception as exc:
         reporter.close()
-        logger.exception("run %s failed", run_id)
+        logger.exception("run %s failed", run.pk)
         RunLog.objects.create(run=run, line="".join(traceback.format_exception_only(exc)).strip())
         run.finish(Run.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
         events.publish_run(run.pk)

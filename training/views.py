@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from projects.models import Project
+from projects.views import _get_project_for_user
 from training import services
 from training.engine.config import ConfigError, RunConfig
 from training.events import run_context
@@ -20,10 +20,6 @@ from training.forms import ChatForm, RunForm
 from training.models import Run
 from training.run_yaml import apply_yaml, recommend_settings, run_yaml
 from training.runner import run_summary
-
-
-def _get_project_for_user(request: HttpRequest, project_id: int) -> Project:
-    return get_object_or_404(Project, pk=project_id, owner=request.user)
 
 
 def _get_run_for_user(request: HttpRequest, run_id: int) -> Run:

@@ -4,21 +4,15 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from projects.models import BaseModel
+from training.engine.catalog import arch_from_config_dict, param_count
 from training.engine.store import DEFAULT_MODEL_NAME, import_bundled_model
 
 
 def folder_facts(path) -> dict:
     """Parameter count, context length and size on disk, read from a model folder."""
     config = json.loads((path / "config.json").read_text())
-    hidden, layers = config["hidden_size"], config["num_hidden_layers"]
-    vocab, inter = config["vocab_size"], config["intermediate_size"]
-    heads, kv_heads = config["num_attention_heads"], config.get("num_key_value_heads")
-    head_dim = config.get("head_dim") or hidden // heads
-    kv_width = (kv_heads or heads) * head_dim
-    per_layer = hidden * hidden * 2 + hidden * kv_width * 2 + 3 * hidden * inter + 2 * hidden
-    embeddings = vocab * hidden * (1 if config.get("tie_word_embeddings") else 2)
     return {
-        "parameters": layers * per_layer + embeddings + hidden,
+        "parameters": param_count(arch_from_config_dict(config)),
         "context_length": config.get("max_position_embeddings", 0),
         "disk_bytes": sum(f.stat().st_size for f in path.rglob("*") if f.is_file()),
     }
