@@ -37,7 +37,17 @@ class UserAdmin(BaseUserAdmin):
     search_fields = ["email", "display_name"]
     fieldsets = [
         (None, {"fields": ["email", "password", "display_name"]}),
-        (_("Quotas"), {"fields": ["max_running_runs", "max_queued_runs", "storage_quota_mb"]}),
+        (
+            _("Quotas"),
+            {
+                "fields": [
+                    "max_running_runs",
+                    "max_queued_runs",
+                    "storage_quota_mb",
+                    "run_time_limit_hours",
+                ]
+            },
+        ),
         (
             _("Permissions"),
             {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]},

@@ -49,6 +49,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     storage_quota_mb = models.PositiveIntegerField(
         _("storage quota (MB)"), default=20_000, help_text=_("Datasets, adapters and exports.")
     )
+    run_time_limit_hours = models.PositiveSmallIntegerField(
+        _("run time limit (hours)"),
+        default=24,
+        help_text=_("Training time after which a new run stops with a checkpoint."),
+    )
 
     objects = UserManager()
 

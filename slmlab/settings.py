@@ -240,3 +240,5 @@ LOGGING = {
 WORKER_HEARTBEAT_S = env_int("SLMLAB_WORKER_HEARTBEAT_S", 10, minimum=1)
 # A running run whose worker has not beaten for this long is marked interrupted.
 WORKER_STALE_AFTER_S = env_int("SLMLAB_WORKER_STALE_AFTER_S", 60, minimum=2)
+# An interrupted run resumes by itself at most this many times, then fails with a reason.
+MAX_CRASH_RESUMES = env_int("SLMLAB_MAX_CRASH_RESUMES", 3, minimum=0)

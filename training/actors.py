@@ -4,9 +4,12 @@ import dramatiq
 from django.conf import settings
 
 HOUR_MS = 3_600_000
+# Runs stop themselves at their own time limit (Run.time_limit_s) with a checkpoint;
+# Dramatiq's limit would kill the thread mid-step, so it only backs that up.
+NO_LIMIT_MS = 365 * 24 * HOUR_MS
 
 
-@dramatiq.actor(queue_name=settings.QUEUE_GPU, time_limit=24 * HOUR_MS, max_retries=0)
+@dramatiq.actor(queue_name=settings.QUEUE_GPU, time_limit=NO_LIMIT_MS, max_retries=0)
 def train_next(trigger_run_id: int) -> None:
     """A free worker: train the fairest eligible queued run (see training.scheduling).
 

@@ -16,6 +16,8 @@ class RunAdmin(admin.ModelAdmin):
         "total_steps",
         "loss",
         "worker",
+        "crash_resumes",
+        "time_limit_s",
         "created",
     ]
     list_filter = ["status"]
@@ -30,7 +32,9 @@ class RunAdmin(admin.ModelAdmin):
         cancelled = sum(services.cancel_run(run) for run in queryset)
         self.message_user(request, f"{cancelled} run(s) cancelled.", messages.SUCCESS)
 
-    @admin.action(description="Requeue selected runs (interrupted: start over; ended: a retry)")
+    @admin.action(
+        description="Requeue selected runs (interrupted: resume, crash count reset; ended: a retry)"
+    )
     def requeue_runs(self, request, queryset):
         requeued = sum(services.requeue_run(run) is not None for run in queryset)
         skipped = queryset.count() - requeued

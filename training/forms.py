@@ -5,6 +5,7 @@ from projects.models import BaseModel, Dataset, Project
 from training.capacity import Capacity, capacity_for
 from training.engine.config import ConfigError, RunConfig
 from training.engine.samples import SAMPLE_RUN_DEFAULTS
+from training.models import Run
 
 # Fields of RunConfig the form edits; paths are filled in by the worker.
 CONFIG_FIELDS = [
@@ -22,6 +23,8 @@ CONFIG_FIELDS = [
     "grad_accum",
     "max_seq_len",
     "seed",
+    "checkpoint_every",
+    "keep_checkpoints",
 ]
 
 
@@ -58,6 +61,13 @@ class RunForm(forms.Form):
     grad_accum = forms.IntegerField(label=_("Gradient accumulation"), min_value=1, max_value=512)
     max_seq_len = forms.IntegerField(label=_("Max sequence length"), min_value=16, max_value=32768)
     seed = forms.IntegerField(label=_("Seed"), min_value=0, max_value=2**31 - 1)
+    checkpoint_every = forms.IntegerField(
+        label=_("Checkpoint every (steps)"),
+        min_value=0,
+        max_value=1_000_000,
+        help_text=_("A crashed worker loses at most this many steps; 0 = only when stopped"),
+    )
+    keep_checkpoints = forms.IntegerField(label=_("Checkpoints kept"), min_value=1, max_value=100)
     insist = forms.BooleanField(
         label=_("Start anyway, even if the estimate says it will not fit"), required=False
     )
@@ -78,7 +88,7 @@ class RunForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        waiting = self.owner.runs.filter(status="queued").count()
+        waiting = self.owner.runs.filter(status__in=Run.WAITING).count()
         if waiting >= self.owner.max_queued_runs:
             raise forms.ValidationError(
                 _(

@@ -1,5 +1,6 @@
-"""Worker liveness: each worker process beats every few seconds; runs of a silent worker
-are marked interrupted, so a crashed worker never leaves a run "running" forever."""
+"""Worker liveness: each worker process beats every few seconds; runs of a dead worker
+are marked interrupted and resume elsewhere, so a crash never leaves a run "running"
+forever. A worker asked to stop (SIGTERM) checkpoints its run first (see runner)."""
 
 from __future__ import annotations
 
@@ -53,25 +54,66 @@ def beat(name: str) -> None:
     )
 
 
-def reap_stale_runs() -> list[int]:
-    """Mark running runs whose worker went silent as interrupted; returns their ids."""
-    from training import events, services
-    from training.models import Run, RunLog, Worker
+def _process_gone(worker) -> bool:
+    """A worker on this host whose process is dead (or whose pid now belongs to another
+    process) is known dead at once, without waiting for its heartbeat to go stale."""
+    if worker.hostname != socket.gethostname() or worker.pid == os.getpid():
+        return False
+    try:
+        process = psutil.Process(worker.pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return True
+        return process.create_time() > worker.started.timestamp() + 1
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False
+
+
+def live_worker_names() -> list[str]:
+    from training.models import Worker
 
     cutoff = timezone.now() - timedelta(seconds=settings.WORKER_STALE_AFTER_S)
-    alive = Worker.objects.filter(last_seen__gte=cutoff).values_list("name", flat=True)
+    return [w.name for w in Worker.objects.filter(last_seen__gte=cutoff) if not _process_gone(w)]
+
+
+def reap_stale_runs() -> list[int]:
+    """Runs whose worker died go back to the waiting line as interrupted; returns their ids.
+
+    A worker is dead when its heartbeat is older than SLMLAB_WORKER_STALE_AFTER_S, or at
+    once when it ran on this host and its process is gone (kill -9, out-of-memory
+    kill). An interrupted run resumes from its last complete checkpoint on the next
+    free worker; after SLMLAB_MAX_CRASH_RESUMES such resumes it fails instead of
+    crashing workers in a loop.
+    """
+    from training import events, services
+    from training.engine import checkpoint
+    from training.models import Run, RunLog
+
+    alive = live_worker_names()
     reaped = []
     with transaction.atomic():
         stale = (
             Run.objects.select_for_update()
             .filter(status=Run.Status.RUNNING)
-            .exclude(worker__in=list(alive))
+            .exclude(worker__in=alive)
         )
         for run in stale:
-            run.status = Run.Status.INTERRUPTED
-            run.error = f"worker {run.worker} stopped responding"
-            run.finished = timezone.now()
-            run.save(update_fields=["status", "error", "finished"])
+            saved = checkpoint.latest(run.output_dir)
+            resume_at = f"checkpoint step {saved.step}" if saved else "the start (no checkpoint)"
+            lost = f"worker {run.worker} stopped responding at step {run.step}"
+            if run.crash_resumes >= settings.MAX_CRASH_RESUMES:
+                run.status = Run.Status.FAILED
+                run.error = (
+                    f"{lost}; its workers died {run.crash_resumes + 1} times, more than the "
+                    f"{settings.MAX_CRASH_RESUMES} crash resumes allowed"
+                )
+                run.finished = timezone.now()
+            else:
+                run.status = Run.Status.INTERRUPTED
+                run.crash_resumes += 1
+                run.error = f"{lost}; resumes from {resume_at}"
+            run.save(update_fields=["status", "error", "finished", "crash_resumes"])
             RunLog.objects.create(run=run, line=f"interrupted: {run.error}")
             events.publish_run(run.pk)
             services.release_slot(run.pk)
@@ -92,6 +134,10 @@ class WorkerHeartbeat(dramatiq.Middleware):
         self.thread.start()
 
     def before_worker_shutdown(self, broker, worker) -> None:
+        from training import runner
+
+        # Dramatiq waits for the actor to return: training sees this, checkpoints, exits.
+        runner.SHUTTING_DOWN.set()
         if hasattr(self, "stop"):
             self.stop.set()
 

@@ -19,8 +19,12 @@ class Run(models.Model):
         FAILED = "failed", _("failed")
         CANCELLED = "cancelled", _("cancelled")
         INTERRUPTED = "interrupted", _("interrupted")
+        TIMED_OUT = "timed_out", _("time limit reached")
 
-    FINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+    FINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT)
+    # Waiting for a worker: new runs, and interrupted ones, which resume from their
+    # last checkpoint without anyone having to act.
+    WAITING = (Status.QUEUED, Status.INTERRUPTED)
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs"
@@ -36,6 +40,13 @@ class Run(models.Model):
     cancel_requested = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     worker = models.CharField(max_length=200, blank=True)
+    crash_resumes = models.PositiveSmallIntegerField(
+        default=0, help_text=_("Times this run resumed after its worker died.")
+    )
+    time_limit_s = models.PositiveIntegerField(
+        default=24 * 3600,
+        help_text=_("Training seconds after which the run stops with a checkpoint; 0: none."),
+    )
 
     # Latest progress, updated by the worker; the full curve is in RunMetric.
     step = models.PositiveIntegerField(default=0)
@@ -78,7 +89,13 @@ class Run(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+        return self.status in (*self.WAITING, self.Status.RUNNING)
+
+    @property
+    def checkpoints(self) -> list:
+        from training.engine import checkpoint
+
+        return checkpoint.list_complete(self.output_dir)
 
     @property
     def progress_percent(self) -> int:
@@ -91,14 +108,14 @@ class Run(models.Model):
     @property
     def has_adapter(self) -> bool:
         return (
-            self.status == self.Status.COMPLETED
+            self.status in (self.Status.COMPLETED, self.Status.TIMED_OUT)
             and (self.adapter_dir / "adapter_config.json").exists()
         )
 
     def claim(self, worker: str) -> bool:
-        """Move queued → running for exactly one worker; a duplicate delivery gets False."""
+        """Move queued/interrupted → running for exactly one worker; a duplicate gets False."""
         claimed = Run.objects.filter(
-            pk=self.pk, status=self.Status.QUEUED, cancel_requested=False
+            pk=self.pk, status__in=self.WAITING, cancel_requested=False
         ).update(status=self.Status.RUNNING, worker=worker, started=timezone.now())
         if claimed:
             self.refresh_from_db()
@@ -122,29 +139,42 @@ class Run(models.Model):
         return True
 
     def reset_for_requeue(self) -> bool:
-        """Back to queued from interrupted, starting over from step 0.
+        """Operators: an interrupted run's crash count starts again, and it resumes.
 
-        Without checkpoints a restart trains from the beginning, so the old curve is
-        dropped: the stored metrics never hold a step twice. Final runs stay as they
-        are (see ``retry``).
+        It goes on from its last checkpoint like any interrupted run; final runs stay
+        as they are (see ``retry``).
         """
         with transaction.atomic():
             run = Run.objects.select_for_update().get(pk=self.pk)
             if run.status != self.Status.INTERRUPTED:
                 return False
-            run.metrics.all().delete()
             run.status = self.Status.QUEUED
-            run.cancel_requested = False
-            run.error = run.worker = ""
-            run.step = run.total_steps = run.train_tokens = 0
-            run.epoch = 0
-            run.loss = run.tokens_per_second = run.eta_s = None
-            run.cpu_rss_mb = run.cpu_peak_rss_mb = run.gpu_mem_mb = run.gpu_peak_mb = None
-            run.started = run.first_metric_at = run.finished = None
-            run.save()
+            run.crash_resumes = 0
+            run.error = ""
+            run.save(update_fields=["status", "crash_resumes", "error"])
             RunLog.objects.create(run=run, line="requeued by an operator")
         self.refresh_from_db()
         return True
+
+    def rewind_to(self, step: int) -> None:
+        """Progress back to ``step`` (a checkpoint's, or 0): later metrics are dropped,
+        so the steps the worker trains again are stored once."""
+        self.metrics.filter(step__gt=step).delete()
+        kept = self.metrics.order_by("-step").first()
+        self.step = step
+        self.loss = kept.loss if kept else None
+        self.epoch = kept.epoch if kept else 0
+        self.train_tokens = self.metrics.aggregate(n=models.Sum("tokens"))["n"] or 0
+        self.save(update_fields=["step", "loss", "epoch", "train_tokens"])
+
+    def stop_to_resume(self, worker: str, error: str) -> bool:
+        """A worker going away hands its run back: running → interrupted (resumes later)."""
+        changed = Run.objects.filter(pk=self.pk, status=self.Status.RUNNING, worker=worker).update(
+            status=self.Status.INTERRUPTED, error=error
+        )
+        if changed:
+            self.status, self.error = self.Status.INTERRUPTED, error
+        return bool(changed)
 
     def retry(self) -> "Run":
         """A new queued run with this run's settings; a final run itself never changes."""
@@ -155,13 +185,18 @@ class Run(models.Model):
             base_model=self.base_model,
             name=f"{self.name} (retry)",
             config=self.config,
+            time_limit_s=self.time_limit_s,
         )
 
     def finish(self, status: str, error: str = "") -> bool:
-        """running/interrupted → a final state; False (and no change) from anything else."""
+        """running → a final state, for the worker that holds the run only.
+
+        False (and no change) from any other state, or when the run was taken over
+        after its worker was thought dead (that worker must not overwrite it).
+        """
         now = timezone.now()
         changed = Run.objects.filter(
-            pk=self.pk, status__in=[self.Status.RUNNING, self.Status.INTERRUPTED]
+            pk=self.pk, status=self.Status.RUNNING, worker=self.worker
         ).update(status=status, error=error, finished=now)
         if changed:
             self.status, self.error, self.finished = status, error, now

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -12,14 +13,18 @@ from pathlib import Path
 from django.utils import timezone
 
 from training import events, services
+from training.engine import checkpoint
 from training.engine.config import RunConfig
-from training.engine.train import StepMetrics, train
+from training.engine.train import CANCEL, LOST, SHUTDOWN, StepMetrics, train
 from training.models import ChatExchange, Run, RunLog, RunMetric
 from training.scheduling import claim_next
 
 logger = logging.getLogger(__name__)
 PUSH_INTERVAL_S = 1.0
 CANCEL_POLL_S = 0.5
+# Set when Dramatiq stops this worker process (SIGTERM): the run checkpoints and goes
+# back to the waiting line instead of being lost (training.heartbeat sets it).
+SHUTTING_DOWN = threading.Event()
 
 
 def worker_name() -> str:
@@ -33,6 +38,7 @@ def engine_config(run: Run) -> RunConfig:
             "model_dir": run.base_model.path,
             "dataset_path": run.dataset.file.path,
             "output_dir": str(run.output_dir),
+            "time_limit_s": float(run.time_limit_s),
         }
     )
 
@@ -45,7 +51,7 @@ class RunReporter:
         self.tensorboard = None
         self.last_push = 0.0
         self.last_cancel_check = 0.0
-        self.cancelled = False
+        self.stop: str | None = None
 
     def push(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -122,12 +128,24 @@ class RunReporter:
         if self.tensorboard is not None:
             self.tensorboard.close()
 
-    def should_stop(self) -> bool:
+    def should_stop(self) -> str | None:
+        """Cancel requested, worker shutting down, or the run taken over (see engine)."""
+        if SHUTTING_DOWN.is_set():
+            return SHUTDOWN
         now = time.monotonic()
-        if now - self.last_cancel_check >= CANCEL_POLL_S:
+        if self.stop is None and now - self.last_cancel_check >= CANCEL_POLL_S:
             self.last_cancel_check = now
-            self.cancelled = Run.objects.filter(pk=self.run.pk, cancel_requested=True).exists()
-        return self.cancelled
+            row = (
+                Run.objects.filter(pk=self.run.pk)
+                .values("status", "worker", "cancel_requested")
+                .first()
+            )
+            ours = row is not None and row["status"] == Run.Status.RUNNING
+            if not ours or row["worker"] != self.run.worker:
+                self.stop = LOST  # thought dead and reaped; another worker resumes it
+            elif row["cancel_requested"]:
+                self.stop = CANCEL
+        return self.stop
 
 
 def execute_next(trigger_run_id: int) -> None:
@@ -157,13 +175,19 @@ def train_claimed(run: Run) -> None:
 
 def _train(run: Run) -> None:
     reporter = RunReporter(run)
-    reporter.on_log(f"claimed by worker {run.worker}")
+    saved = checkpoint.latest(run.output_dir)
+    run.rewind_to(saved.step if saved else 0)
+    if saved is not None:
+        reporter.on_log(f"worker {run.worker} resumes from checkpoint step {saved.step}")
+    else:
+        reporter.on_log(f"claimed by worker {run.worker}")
     try:
         result = train(
             engine_config(run),
             on_metrics=reporter.on_metrics,
             on_log=reporter.on_log,
             should_stop=reporter.should_stop,
+            resume_from=saved,
         )
     except Exception as exc:
         reporter.close()
@@ -173,9 +197,24 @@ def _train(run: Run) -> None:
         events.publish_run(run.pk)
         return
     reporter.close()
+    if result.status == "lost":
+        logger.warning("run %s was taken over by another worker; stopped", run.pk)
+        return
     if result.status == "completed":
         run.finish(Run.Status.COMPLETED)
         RunLog.objects.create(run=run, line="run completed")
+    elif result.status == "time_limit":
+        hours = run.time_limit_s / 3600
+        run.finish(Run.Status.TIMED_OUT, error=f"time limit of {hours:g} h reached")
+        RunLog.objects.create(
+            run=run,
+            line=f"time limit reached at step {result.steps}/{run.total_steps}; "
+            "adapter and checkpoint saved",
+        )
+    elif result.status == "interrupted":
+        where = f"checkpoint step {result.steps}" if result.steps else "the start"
+        run.stop_to_resume(run.worker, f"worker {run.worker} stopped; resumes from {where}")
+        RunLog.objects.create(run=run, line=f"worker stopping: run resumes from {where}")
     else:
         run.finish(Run.Status.CANCELLED)
         RunLog.objects.create(run=run, line=f"run cancelled; stopped at step {result.steps}")
@@ -239,6 +278,9 @@ def run_summary(run: Run) -> dict:
         "train_tokens": run.train_tokens,
         "memory_mb": {"cpu_peak_rss": run.cpu_peak_rss_mb, "gpu_peak": run.gpu_peak_mb},
         "worker": run.worker or None,
+        "crash_resumes": run.crash_resumes,
+        "time_limit_s": run.time_limit_s,
+        "checkpoints": [c.step for c in run.checkpoints],
         "created": run.created.isoformat(),
         "started": run.started.isoformat() if run.started else None,
         "first_metric": run.first_metric_at.isoformat() if run.first_metric_at else None,

@@ -2,9 +2,10 @@
 
 Every queued run puts one `train_next` message on the GPU queue. A message is a
 token for "a worker is free", not for one run: the worker that takes it claims the
-fairest eligible run at that moment. Eligible: queued, not cancelled, and its owner
-below their running-runs cap. Fairest: the owner with the fewest running runs,
-then the owner who waited longest since their last start, then the oldest run.
+fairest eligible run at that moment. Eligible: queued (or interrupted, which resumes
+from its checkpoint), not cancelled, and its owner below their running-runs cap.
+Fairest: an interrupted run first, then the owner with the fewest running runs, then
+the owner who waited longest since their last start, then the oldest run.
 So when user A has queued ten runs and user B one, B's starts next.
 
 Tokens are never lost: a token that finds nothing eligible exits, and whenever a
@@ -29,7 +30,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def _queue_state() -> tuple[list[Run], dict[int, int], dict[int, datetime], dict[int, int]]:
     queued = list(
-        Run.objects.filter(status=Run.Status.QUEUED, cancel_requested=False)
+        Run.objects.filter(status__in=Run.WAITING, cancel_requested=False)
         .select_related("owner")
         .order_by("created", "pk")
     )
@@ -71,6 +72,8 @@ def fair_order(
         best = min(
             pool,
             key=lambda r: (
+                # An interrupted run already had its turn and was cut short: it goes on first.
+                r.status != Run.Status.INTERRUPTED,
                 running.get(r.owner_id, 0) if eligible else 0,
                 last_start.get(r.owner_id, _EPOCH),
                 r.created,
@@ -120,7 +123,7 @@ def typical_run_seconds() -> float | None:
 
 def queue_position(run: Run) -> tuple[int, float | None] | None:
     """(1-based position in the fair order, estimated seconds until it starts) for a queued run."""
-    if run.status != Run.Status.QUEUED or run.cancel_requested:
+    if run.status not in Run.WAITING or run.cancel_requested:
         return None
     queued, running, last_start, caps = _queue_state()
     order = [r.pk for r in fair_order(queued, running, last_start, caps)]

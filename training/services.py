@@ -27,6 +27,7 @@ def start_run(
             base_model=base_model,
             name=name,
             config=config,
+            time_limit_s=owner.run_time_limit_hours * 3600,
         )
         transaction.on_commit(lambda: train_next.send(run.pk))
     return run
@@ -66,8 +67,8 @@ def ask_chat(
 
 
 def requeue_run(run: Run) -> Run | None:
-    """Operators: an interrupted run goes back to the queue; a final one gets a new retry
-    run (it stays as it ended). None for a queued or running run."""
+    """Operators: an interrupted run resumes with its crash count reset; a final one gets
+    a new retry run (it stays as it ended). None for a queued or running run."""
     from training.actors import train_next
 
     with transaction.atomic():

@@ -13,6 +13,11 @@ urlpatterns = [
     path("runs/<int:run_id>.json", views.run_json, name="run_json"),
     path("runs/<int:run_id>/cancel/", views.run_cancel, name="cancel"),
     path("runs/<int:run_id>/chat/", views.run_chat, name="chat"),
+    path(
+        "runs/<int:run_id>/checkpoints/<int:step>/delete/",
+        views.checkpoint_delete,
+        name="checkpoint_delete",
+    ),
     path("runs/<int:run_id>/adapter.zip", views.run_adapter, name="adapter"),
     path("runs/<int:run_id>/tensorboard.zip", views.run_tensorboard, name="tensorboard"),
 ]

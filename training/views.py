@@ -14,6 +14,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from projects.views import _get_project_for_user
 from training import services
+from training.engine import checkpoint
 from training.engine.config import ConfigError, RunConfig
 from training.events import run_context
 from training.forms import ChatForm, RunForm
@@ -99,10 +100,23 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
+def checkpoint_delete(request: HttpRequest, run_id: int, step: int) -> HttpResponse:
+    run = _get_run_for_user(request, run_id)
+    if run.status == Run.Status.RUNNING:
+        messages.error(request, _("A checkpoint cannot be deleted while the run trains."))
+    elif not checkpoint.delete(run.output_dir, step):
+        raise Http404("No such checkpoint.")
+    if request.htmx:
+        return render(request, "training/run_detail.html#live", run_context(run))
+    return redirect(run)
+
+
+@login_required
+@require_POST
 def run_chat(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _get_run_for_user(request, run_id)
     form = ChatForm(request.POST)
-    if run.status != Run.Status.COMPLETED:
+    if not run.has_adapter:
         form.add_error(None, _("Chat opens when the run has completed."))
     if form.is_valid():
         services.ask_chat(run, **form.cleaned_data)

@@ -1,6 +1,7 @@
 """The run lifecycle as a state machine, driven by hypothesis through the real model verbs."""
 
 import pytest
+from django.conf import settings as django_settings
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -11,7 +12,7 @@ from training.heartbeat import reap_stale_runs
 from training.models import Run, Worker
 from training.scheduling import claim_next
 
-FINAL = {"completed", "failed", "cancelled"}
+FINAL = {"completed", "failed", "cancelled", "timed_out"}
 
 
 class RunLifecycle(RuleBasedStateMachine):
@@ -45,7 +46,10 @@ class RunLifecycle(RuleBasedStateMachine):
             assert run.status == "running"
             assert run.claim("duplicate:1") is False  # a second delivery gets nothing
 
-    @rule(data=st.data(), outcome=st.sampled_from(["completed", "failed", "cancelled"]))
+    @rule(
+        data=st.data(),
+        outcome=st.sampled_from(["completed", "failed", "cancelled", "timed_out"]),
+    )
     def a_running_run_ends(self, data, outcome):
         running = list(Run.objects.filter(status="running"))
         if running:
@@ -61,7 +65,18 @@ class RunLifecycle(RuleBasedStateMachine):
     @rule()
     def every_worker_dies(self):
         # No heartbeat rows: every running run belongs to a silent worker.
-        reap_stale_runs()
+        for pk in reap_stale_runs():
+            run = Run.objects.get(pk=pk)
+            assert run.status in ("interrupted", "failed")
+            assert run.crash_resumes <= django_settings.MAX_CRASH_RESUMES
+
+    @rule(data=st.data())
+    def a_worker_stops_and_hands_its_run_back(self, data):
+        running = list(Run.objects.filter(status="running"))
+        if running:
+            run = data.draw(st.sampled_from(running))
+            assert run.stop_to_resume(run.worker, "worker stopped")
+            assert run.stop_to_resume(run.worker, "again") is False
 
     @rule(data=st.data())
     def operator_requeues(self, data):
@@ -76,7 +91,7 @@ class RunLifecycle(RuleBasedStateMachine):
             run = data.draw(st.sampled_from(runs))
             was = run.status
             changed = run.finish("completed")
-            assert changed == (was in ("running", "interrupted"))
+            assert changed == (was == "running")
 
     @invariant()
     def final_states_never_change(self):

@@ -33,7 +33,8 @@ def test_a_run_of_a_silent_worker_is_marked_interrupted(settings):
     assert reap_stale_runs() == [orphan.pk]
     orphan.refresh_from_db()
     assert orphan.status == Run.Status.INTERRUPTED
-    assert "dead:2 stopped responding" in orphan.error
+    assert orphan.crash_resumes == 1
+    assert "dead:2 stopped responding at step 0; resumes from the start" in orphan.error
     assert Run.objects.get(pk=healthy.pk).status == Run.Status.RUNNING
     assert Run.objects.get(pk=queued.pk).status == Run.Status.QUEUED
 
@@ -44,30 +45,47 @@ def test_a_run_whose_worker_never_beat_is_interrupted_too():
     assert reap_stale_runs() == [run.pk]
 
 
-def test_requeue_starts_over_without_duplicate_steps(django_capture_on_commit_callbacks):
+def test_an_operator_requeue_resets_the_crash_count(django_capture_on_commit_callbacks):
     from training import services
 
     broker = dramatiq.get_broker()
     broker.flush_all()
     run = make_run()
-    Run.objects.filter(pk=run.pk).update(status="interrupted", step=3, loss=1.0, worker="x:1")
-    RunMetric.objects.create(
-        run=run,
-        step=1,
-        epoch=0,
-        loss=2,
-        learning_rate=0,
-        tokens=1,
-        tokens_per_second=1,
-        elapsed_s=1,
+    Run.objects.filter(pk=run.pk).update(
+        status="interrupted", step=3, loss=1.0, worker="x:1", crash_resumes=3, error="crashed"
     )
     with django_capture_on_commit_callbacks(execute=True):
         assert services.requeue_run(run) == run
     run.refresh_from_db()
-    assert (run.status, run.step, run.loss, run.worker) == ("queued", 0, None, "")
-    assert not run.metrics.exists()
+    assert (run.status, run.crash_resumes, run.error) == ("queued", 0, "")
     assert broker.queues["gpu"].qsize() == 1
     assert services.requeue_run(run) is None  # already queued
+
+
+def test_rewinding_drops_the_steps_after_the_checkpoint():
+    run = make_run()
+    for step in (1, 2, 3, 4):
+        RunMetric.objects.create(
+            run=run,
+            step=step,
+            epoch=step / 4,
+            loss=5 - step,
+            learning_rate=0,
+            tokens=10,
+            tokens_per_second=1,
+            elapsed_s=step,
+        )
+    Run.objects.filter(pk=run.pk).update(step=4, loss=1.0, train_tokens=40)
+    run.refresh_from_db()
+
+    run.rewind_to(2)
+    run.refresh_from_db()
+    assert list(run.metrics.values_list("step", flat=True)) == [1, 2]
+    assert (run.step, run.loss, run.epoch, run.train_tokens) == (2, 3.0, 0.5, 20)
+    run.rewind_to(0)
+    run.refresh_from_db()
+    assert (run.step, run.loss, run.train_tokens) == (0, None, 0)
+    assert not run.metrics.exists()
 
 
 def test_requeueing_an_ended_run_makes_a_retry_and_leaves_it_alone():

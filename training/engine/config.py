@@ -68,6 +68,14 @@ class RunConfig:
     seed: int = 42
     train_on_prompt: bool = False
     log_every: int = 1
+    # A checkpoint (adapter, optimizer, scheduler, RNG, data position) every N
+    # optimizer steps, so a crashed worker loses at most N steps; 0: only when a
+    # worker is asked to stop. The newest ``keep_checkpoints`` are kept.
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 2
+    # Training seconds (summed over resumes) after which the run stops cleanly with
+    # a checkpoint and an adapter; 0: no limit. Operators set it per run.
+    time_limit_s: float = 0.0
 
     def __post_init__(self) -> None:
         # Callers naturally pass Path objects; YAML and JSON want plain strings.
@@ -121,6 +129,13 @@ class RunConfig:
         need(_num(self.max_grad_norm) and self.max_grad_norm >= 0, "max_grad_norm", ">= 0")
         need(_num(self.seed) and self.seed >= 0, "seed", "must be >= 0")
         need(_num(self.log_every) and self.log_every >= 1, "log_every", "must be >= 1")
+        need(
+            _num(self.checkpoint_every) and self.checkpoint_every >= 0,
+            "checkpoint_every",
+            "must be >= 0 (0: only when stopped)",
+        )
+        need(_num(self.keep_checkpoints) and self.keep_checkpoints >= 1, "keep_checkpoints", ">= 1")
+        need(_num(self.time_limit_s) and self.time_limit_s >= 0, "time_limit_s", "0 or more")
         if isinstance(self.target_modules, str):
             need(
                 self.target_modules in TARGET_PRESETS,

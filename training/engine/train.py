@@ -21,7 +21,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from training.engine import store
+from training.engine import checkpoint, store
+from training.engine.checkpoint import Checkpoint
 from training.engine.config import ATTENTION_MODULES, ConfigError, RunConfig
 from training.engine.data import IGNORE_INDEX, read_alpaca_jsonl, tokenize_rows
 
@@ -53,7 +54,10 @@ class StepMetrics:
 class TrainResult:
     """Outcome of :func:`train`; also written to ``output_dir/train_result.json``."""
 
-    status: str  # "completed" or "cancelled"
+    # "completed"; "time_limit" (stopped at the run's time limit, adapter saved);
+    # "cancelled"; "interrupted" (asked to stop: checkpointed to resume later);
+    # "lost" (another worker took the run over: nothing written).
+    status: str
     steps: int
     final_loss: float | None
     train_tokens: int
@@ -64,9 +68,15 @@ class TrainResult:
     elapsed_s: float
 
 
+# What ``should_stop`` may answer: nothing (go on), True or CANCEL (stop, keep
+# nothing), SHUTDOWN (this worker is going away: checkpoint, resume elsewhere), LOST
+# (the run is no longer ours: stop at once and write nothing).
+CANCEL, SHUTDOWN, LOST = "cancel", "shutdown", "lost"
+TIME_LIMIT = "time_limit"
+
 MetricsCallback = Callable[[StepMetrics], None]
 LogCallback = Callable[[str], None]
-StopCallback = Callable[[], bool]
+StopCallback = Callable[[], bool | str | None]
 
 
 def train(
@@ -74,11 +84,13 @@ def train(
     on_metrics: MetricsCallback | None = None,
     on_log: LogCallback | None = None,
     should_stop: StopCallback | None = None,
+    resume_from: Checkpoint | None = None,
 ) -> TrainResult:
     """Fine-tune ``config.model_dir`` on ``config.dataset_path`` and save a LoRA adapter.
 
-    ``should_stop`` is polled before every micro-batch; when it returns True the run
-    stops cleanly and returns status "cancelled" without saving an adapter.
+    ``should_stop`` is polled before every micro-batch (see CANCEL, SHUTDOWN, LOST).
+    With ``resume_from`` the run goes on from that checkpoint exactly as if it had
+    never stopped: same data order, same dropout masks, same optimizer state.
     """
     config.validate()
     log = on_log or (lambda _line: None)
@@ -108,7 +120,9 @@ def train(
     model = attach_lora(model, config)
     trainable, total = model.get_nb_trainable_parameters()
     log(f"trainable params: {trainable:,} / {total:,} ({100 * trainable / total:.3f}%)")
-    return run_loop(model, tokenizer, examples, config, device, on_metrics, log, should_stop)
+    return run_loop(
+        model, tokenizer, examples, config, device, on_metrics, log, should_stop, resume_from
+    )
 
 
 def configure_threads() -> None:
@@ -289,11 +303,18 @@ def plan_steps(config: RunConfig, n_examples: int) -> tuple[int, int]:
 
 
 class _Clock:
-    """Throughput and ETA over training time only (model loading excluded)."""
+    """Throughput and ETA over training time only (model loading excluded).
+
+    A resumed run carries on the clock and token count saved in its checkpoint.
+    """
 
     def __init__(self) -> None:
         self.start = time.perf_counter()
         self.tokens = 0
+
+    def carry_on(self, elapsed_s: float, tokens: int) -> None:
+        self.start = time.perf_counter() - elapsed_s
+        self.tokens = tokens
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
@@ -301,6 +322,15 @@ class _Clock:
     def tokens_per_second(self) -> float:
         elapsed = self.elapsed()
         return self.tokens / elapsed if elapsed > 0 else 0.0
+
+
+def _stop_reason(should_stop: StopCallback | None) -> str | None:
+    if should_stop is None:
+        return None
+    answer = should_stop()
+    if answer is True:
+        return CANCEL
+    return answer or None
 
 
 def run_loop(
@@ -312,8 +342,9 @@ def run_loop(
     on_metrics: MetricsCallback | None,
     log: LogCallback,
     should_stop: StopCallback | None,
+    resume_from: Checkpoint | None = None,
 ) -> TrainResult:
-    """Optimizer steps until done or stopped; then save (when completed) and report."""
+    """Optimizer steps until done or stopped; checkpoints on the way; then report."""
     from transformers import get_scheduler
 
     steps_per_epoch, total_steps = plan_steps(config, len(examples))
@@ -329,25 +360,65 @@ def run_loop(
     pad_id = tokenizer.pad_token_id
     micro_per_epoch = math.ceil(len(examples) / config.batch_size)
     clock = _Clock()
-    model.train()
     step, micro_seen, loss = 0, 0, None
-    stopped = False
+    saved_step: int | None = None
+    if resume_from is not None:
+        checkpoint.check_compatible(resume_from, config.to_dict())
+        state = checkpoint.restore(resume_from, model, optimizer, scheduler)
+        step, micro_seen, loss = state["step"], state["micro_seen"], state["loss"]
+        clock.carry_on(state["elapsed_s"], state["tokens"])
+        for _ in range(micro_seen):  # the data position: the same seeded order, replayed
+            next(batches)
+        saved_step = step
+        log(f"resumed from checkpoint {resume_from.path.name} at step {step}/{total_steps}")
+
+    def save_checkpoint(rng: dict[str, Any], micro: int) -> None:
+        saved = checkpoint.save(
+            config.output_dir,
+            step=step,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            rng=rng,
+            state={
+                "micro_seen": micro,
+                "loss": loss,
+                "tokens": clock.tokens,
+                "elapsed_s": clock.elapsed(),
+                "total_steps": total_steps,
+                "config": config.to_dict(),
+            },
+            keep=config.keep_checkpoints,
+        )
+        log(f"checkpoint {saved.path.name} saved")
+
+    model.train()
+    stop: str | None = None
+    rng_at_window = checkpoint.rng_state()
     log(f"training {total_steps} steps ({steps_per_epoch} per epoch)…")
-    while step < total_steps and not stopped:
+    while step < total_steps:
+        # The state after the last finished step: where a stop mid-window goes back to.
+        rng_at_window, micro_at_window, tokens_at_window = (
+            checkpoint.rng_state(),
+            micro_seen,
+            clock.tokens,
+        )
         window = next_window(batches, config, micro_seen, micro_per_epoch, pad_id)
         micro_seen += len(window)
         trained = sum(count_trained(b) for b in window)
         loss_sum = 0.0
         for batch in window:
-            if should_stop is not None and should_stop():
-                stopped = True
+            stop = _stop_reason(should_stop)
+            if stop:
                 break
             batch = {k: v.to(device) for k, v in batch.items()}
             part = summed_loss(model, batch) / max(trained, 1)
             part.backward()
             loss_sum += float(part.detach())
             clock.tokens += count_real(batch)
-        if stopped:
+        if stop:
+            micro_seen, clock.tokens = micro_at_window, tokens_at_window
+            optimizer.zero_grad(set_to_none=True)
             break
         grad_norm = clip_gradients(params, config.max_grad_norm)
         learning_rate = scheduler.get_last_lr()[0]
@@ -371,7 +442,17 @@ def run_loop(
             on_metrics(metrics)
         if step % config.log_every == 0 or step == total_steps:
             log(f"step {step}/{total_steps} loss {loss:.4f} lr {learning_rate:.2e}")
-    return finish(model, tokenizer, config, step, loss, clock, stopped, log)
+        if step < total_steps and config.time_limit_s and clock.elapsed() >= config.time_limit_s:
+            stop = TIME_LIMIT
+            log(f"time limit of {config.time_limit_s:.0f} s reached at step {step}/{total_steps}")
+            rng_at_window = checkpoint.rng_state()
+            break
+        if step < total_steps and config.checkpoint_every and step % config.checkpoint_every == 0:
+            save_checkpoint(checkpoint.rng_state(), micro_seen)
+            saved_step = step
+    if stop in (SHUTDOWN, TIME_LIMIT) and step > 0 and saved_step != step:
+        save_checkpoint(rng_at_window, micro_seen)
+    return finish(model, tokenizer, config, step, loss, clock, stop, log)
 
 
 def build_optimizer(params: list[torch.nn.Parameter], config: RunConfig) -> torch.optim.Optimizer:
@@ -462,23 +543,31 @@ def finish(
     step: int,
     loss: float | None,
     clock: _Clock,
-    stopped: bool,
+    stop: str | None,
     log: LogCallback,
 ) -> TrainResult:
-    """Save the adapter (completed runs only) and write ``train_result.json``."""
+    """Save the adapter (completed or time-limited runs) and write ``train_result.json``."""
+    status = {
+        None: "completed",
+        TIME_LIMIT: "time_limit",
+        CANCEL: "cancelled",
+        SHUTDOWN: "interrupted",
+        LOST: "lost",
+    }[stop]
     output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     adapter_dir: Path | None = None
-    if stopped:
-        log(f"cancelled after {step} steps; no adapter saved")
-    else:
+    if status in ("completed", "time_limit"):
         adapter_dir = output_dir / "adapter"
         model.save_pretrained(adapter_dir)
         tokenizer.save_pretrained(adapter_dir)
         log(f"saved adapter to {adapter_dir}")
+    elif status == "cancelled":
+        log(f"cancelled after {step} steps; no adapter saved")
+    elif status == "interrupted":
+        log(f"stopped at step {step} to resume later")
     _, peak = memory_mb()
     result = TrainResult(
-        status="cancelled" if stopped else "completed",
+        status=status,
         steps=step,
         final_loss=loss,
         train_tokens=clock.tokens,
@@ -488,6 +577,8 @@ def finish(
         adapter_dir=str(adapter_dir) if adapter_dir else None,
         elapsed_s=clock.elapsed(),
     )
-    payload = {"result": asdict(result), "config": config.to_dict()}
-    (output_dir / "train_result.json").write_text(json.dumps(payload, indent=2))
+    if status != "lost":  # the worker that owns the run now writes its own
+        output_dir.mkdir(parents=True, exist_ok=True)
+        payload = {"result": asdict(result), "config": config.to_dict()}
+        (output_dir / "train_result.json").write_text(json.dumps(payload, indent=2))
     return result
