@@ -104,6 +104,18 @@ def stop_all(procs: list[tuple[str, subprocess.Popen]]) -> None:
         proc.wait()
 
 
+def start_worker(processes: int, env: dict[str, str]) -> subprocess.Popen:
+    """Dramatiq worker processes with one thread each (a GPU trains one run at a time)."""
+    command = [PYTHON, str(ROOT / "manage.py"), "rundramatiq"]
+    command += ["--processes", str(processes), "--threads", "1"]
+    return subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
+
+
+# A worker that keeps dying (say, a broken install) is not restarted forever.
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 300
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lab start", description=__doc__)
     parser.add_argument("--host", default=os.environ.get("SLMLAB_HOST", "127.0.0.1"))
@@ -140,21 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         manage("ensure_demo_user", env=env)
 
         if not args.no_worker:
-            worker = subprocess.Popen(
-                [
-                    PYTHON,
-                    str(ROOT / "manage.py"),
-                    "rundramatiq",
-                    "--processes",
-                    str(args.workers),
-                    "--threads",
-                    "1",
-                ],
-                env=env,
-                cwd=ROOT,
-                start_new_session=True,
-            )
-            procs.append(("worker", worker))
+            procs.append(("worker", start_worker(args.workers, env)))
         web = subprocess.Popen(
             [str(BIN / "daphne"), "-b", args.host, "-p", str(args.port), "slmlab.asgi:application"],
             env=env,
@@ -175,9 +173,22 @@ def main(argv: list[str] | None = None) -> int:
             "  Stop      Ctrl-C\n",
             flush=True,
         )
+        restarts: list[float] = []
         while not stopping:
-            for name, proc in procs:
-                if proc.poll() is not None:
+            for i, (name, proc) in enumerate(procs):
+                if proc.poll() is None or stopping:
+                    continue
+                now = time.monotonic()
+                restarts = [t for t in restarts if now - t < RESTART_WINDOW_S]
+                if name == "worker" and len(restarts) < MAX_RESTARTS:
+                    # Like a process manager would: the run it held resumes from its
+                    # checkpoint on the new worker (see training.heartbeat).
+                    print(f"lab: worker exited with code {proc.returncode}; restarting", flush=True)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)  # what is left of its group
+                    restarts.append(now)
+                    procs[i] = (name, start_worker(args.workers, env))
+                else:
                     print(f"lab: {name} exited with code {proc.returncode}; stopping", flush=True)
                     stopping = True
             time.sleep(0.5)

@@ -136,10 +136,23 @@ class WorkerHeartbeat(dramatiq.Middleware):
     def before_worker_shutdown(self, broker, worker) -> None:
         from training import runner
 
-        # Dramatiq waits for the actor to return: training sees this, checkpoints, exits.
+        # Dramatiq waits for the actor to return: training sees this, checkpoints and
+        # hands the run back. The heartbeat goes on meanwhile, or the run would be
+        # taken for a crash.
         runner.SHUTTING_DOWN.set()
+
+    def after_worker_shutdown(self, broker, worker) -> None:
+        from training.models import Worker
+        from training.runner import worker_name
+
         if hasattr(self, "stop"):
             self.stop.set()
+            self.thread.join(timeout=30)
+        try:
+            close_old_connections()
+            Worker.objects.filter(name=worker_name()).delete()  # gone, not silent
+        except Exception:
+            logger.exception("could not unregister the worker")
 
     def _loop(self, name: str) -> None:
         while not self.stop.is_set():
