@@ -25,12 +25,6 @@ class DatasetDetailsForm(forms.ModelForm):
         fields = ["name", "description"]
         widgets = {"description": forms.Textarea(attrs={"rows": 2})}
 
-    def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
-        if not name:
-            raise forms.ValidationError(_("Give the dataset a name."))
-        return name
-
 
 class StatsForm(forms.Form):
     base_model = forms.ModelChoiceField(
