@@ -104,6 +104,8 @@ def test_an_upload_queues_statistics_which_a_worker_computes_and_the_page_shows(
     assert f"max length {MAX_LEN}" in page
     assert page.count('class="bar over"') == 1  # the long row, past the line
     assert "hx-trigger" not in page  # final: no more polling
+    summary = owner_client.get(short.dataset.get_absolute_url()).content.decode()
+    assert "1 rows longer than 64 tokens; 2 exact duplicates." in summary
 
 
 def test_the_page_polls_while_computing_and_shows_progress(owner_client, project, real_model):
