@@ -298,3 +298,17 @@ def test_the_version_pages_are_the_owners_only(other_client, owner_client, proje
     assert owner_client.get(new.get_absolute_url()).status_code == 200
     assert other_client.get(new.get_absolute_url()).status_code == 404
     assert (new.owner_id, new.project_id) == (used.owner_id, used.project_id)
+
+
+def test_deleting_a_dataset_or_its_project_removes_its_validation_file(
+    owner_client, project, django_capture_on_commit_callbacks
+):
+    first, second = make_dataset(project, ROWS), make_dataset(project, ROWS, name="b")
+    for dataset in (first, second):
+        post_split(owner_client, dataset, file=VALIDATION)
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(url("dataset_delete", first))
+    assert len(media_files()) == 2  # the second's two files
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(reverse("projects:delete", args=[project.pk]))
+    assert media_files() == set()
