@@ -73,6 +73,9 @@ def _copy_stats(source: Dataset, target: Dataset) -> None:
 
 def set_split(dataset: Dataset, val_percent: int, seed: int) -> Dataset:
     """Validation as a seeded share of the rows (drops any validation file)."""
+    unchanged = (dataset.val_percent, dataset.split_seed, dataset.validation_file.name)
+    if unchanged == (val_percent, seed, ""):
+        return dataset  # nothing to change: no new version for it
     removed: list[Path] = []
     with transaction.atomic():
         target, created = _editable(dataset)

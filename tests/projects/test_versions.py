@@ -138,6 +138,13 @@ def test_replacing_the_file_of_a_used_dataset_makes_a_new_version(owner_client, 
     assert "used by a run" in versions
 
 
+def test_saving_the_same_split_makes_no_version(owner_client, project):
+    used = make_run(project=project, dataset=make_dataset(project, ROWS)).dataset
+    response = post_split(owner_client, used, percent=0, seed=0)
+    assert response["Location"] == used.get_absolute_url()
+    assert Dataset.objects.count() == 1
+
+
 def test_versions_keep_counting_when_an_older_used_version_changes_again(owner_client, project):
     used = make_run(project=project, dataset=make_dataset(project, ROWS)).dataset
     post_split(owner_client, used, percent=10)
