@@ -319,3 +319,14 @@ def test_deleting_a_dataset_or_its_project_removes_its_validation_file(
     with django_capture_on_commit_callbacks(execute=True):
         owner_client.post(reverse("projects:delete", args=[project.pk]))
     assert media_files() == set()
+
+
+def test_operators_see_versions_in_the_admin_but_cannot_edit_content(client, project):
+    from tests.factories import make_user
+
+    used = make_run(project=project, dataset=make_dataset(project, ROWS)).dataset
+    client.force_login(make_user("op@example.com", is_staff=True, is_superuser=True))
+    change = reverse("admin:projects_dataset_change", args=[used.pk])
+    page = client.get(change).content.decode()
+    assert 'name="val_percent"' not in page and 'name="name"' in page
+    assert client.get(reverse("admin:projects_dataset_changelist")).status_code == 200
