@@ -77,6 +77,17 @@ def test_whitespace_is_not_a_duplicate_but_an_identical_row_is():
     assert dataset_stats(pairs + pairs[:1] * 3, 8)["duplicates"] == 3
 
 
+def test_fields_that_are_not_text_count_as_empty_when_they_hold_nothing():
+    chats = [
+        ({"messages": [], "system": None}, example(1, 2)),
+        ({"messages": [{"role": "user", "content": "hi"}], "system": "be brief"}, example(1, 2)),
+        ({"messages": [{"role": "user", "content": "hi"}], "system": "be brief"}, example(1, 2)),
+    ]
+    stats = dataset_stats(chats, 8)
+    assert stats["empty_fields"] == {"messages": 1, "system": 1}
+    assert stats["duplicates"] == 1
+
+
 def test_it_reports_progress_and_refuses_nothing_to_count():
     seen: list[int] = []
     dataset_stats(iter([KNOWN[0]] * 2500), 8, on_progress=seen.append)

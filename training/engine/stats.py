@@ -1,9 +1,9 @@
 """Dataset statistics against a max sequence length, and a seeded train/validation split.
 
-Independent of the file format: the caller passes the rows (dicts of string fields)
-with their tokenized examples, as the reader and the template for that format make
-them. Examples must be untruncated (see :func:`untruncated_examples`): truncation is
-what the statistics measure.
+Independent of the file format: the caller passes the rows (dicts of fields: text,
+or lists such as chat turns) with their tokenized examples, as the reader and the
+template for that format make them. Examples must be untruncated (see
+:func:`untruncated_examples`): truncation is what the statistics measure.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def untruncated_examples(
 
 
 def dataset_stats(
-    pairs: Iterable[tuple[Mapping[str, str], Example]],
+    pairs: Iterable[tuple[Mapping[str, Any], Example]],
     max_len: int,
     on_progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def dataset_stats(
     - ``truncated``: rows longer than ``max_len``; ``dropped``: rows left with no
       trained token once truncated (training skips them); ``tokens`` and
       ``trained_tokens``: after truncation (a row's first token is never predicted).
-    - ``empty_fields``: per field, rows where it is empty or whitespace only.
+    - ``empty_fields``: per field, rows where it is blank text, an empty list or null.
     - ``duplicates``: rows that exactly repeat an earlier row.
     """
     if max_len < 1:
@@ -65,7 +65,7 @@ def dataset_stats(
         lengths.append(length)
         hashes.append(_row_hash(row))
         for field, value in row.items():
-            empty[field] = empty.get(field, 0) + (not str(value).strip())
+            empty[field] = empty.get(field, 0) + _is_empty(value)
         kept = example["labels"][:max_len]
         row_trained = sum(1 for label in kept[1:] if label != IGNORE_INDEX)
         truncated += length > max_len
@@ -112,11 +112,20 @@ def bucket_width(upper: int, max_buckets: int = MAX_BUCKETS) -> int:
         scale *= 10
 
 
+def _is_empty(value: Any) -> bool:
+    """Blank text, an empty list (e.g. no chat turns), or a missing value."""
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, list | dict):
+        return not value
+    return value is None
+
+
 def _nearest_rank(ordered: Any, percent: int) -> int:
     return int(ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)])
 
 
-def _row_hash(row: Mapping[str, str]) -> int:
+def _row_hash(row: Mapping[str, Any]) -> int:
     text = json.dumps(row, sort_keys=True, ensure_ascii=False)
     digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "little", signed=True)
