@@ -155,12 +155,12 @@ class Dataset(models.Model):
 
     def split_sizes(self) -> tuple[int, int]:
         """(training rows, validation rows) as a run will split them."""
-        from training.engine.stats import split_indices
+        from training.engine.stats import validation_count
 
         if self.validation_file:
             return self.row_count, self.validation_row_count
-        train, val = split_indices(self.row_count, self.val_percent / 100, self.split_seed)
-        return len(train), len(val)
+        held_out = validation_count(self.row_count, self.val_percent / 100)
+        return self.row_count - held_out, held_out
 
     def versions(self) -> models.QuerySet["Dataset"]:
         return Dataset.objects.filter(lineage=self.lineage, owner_id=self.owner_id).order_by(

@@ -9,6 +9,7 @@ from training.engine.stats import (
     split_indices,
     split_rows,
     untruncated_examples,
+    validation_count,
 )
 
 M = IGNORE_INDEX
@@ -133,6 +134,9 @@ def test_a_positive_ratio_holds_out_at_least_one_row_and_never_all():
     assert len(split_indices(2, 0.9, 0)[0]) == 1
     assert split_indices(1, 0.5, 0) == ([0], [])
     assert split_indices(10, 0, 0) == (list(range(10)), [])
+    for n in range(0, 40, 3):
+        for ratio in (0, 0.01, 0.25, 0.5):
+            assert validation_count(n, ratio) == len(split_indices(n, ratio, 5)[1])
     for bad in (-0.1, 1, 1.5, math.nan):
         with pytest.raises(ValueError, match="val_ratio"):
             split_indices(10, bad, 0)

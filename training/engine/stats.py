@@ -131,18 +131,23 @@ def _row_hash(row: Mapping[str, Any]) -> int:
     return int.from_bytes(digest, "little", signed=True)
 
 
+def validation_count(n: int, val_ratio: float) -> int:
+    """How many of ``n`` rows :func:`split_indices` holds out, without drawing them."""
+    if not 0 <= val_ratio < 1:
+        raise ValueError(f"val_ratio must be in [0, 1), got {val_ratio}")
+    n_val = round(n * val_ratio)
+    if val_ratio > 0:
+        n_val = max(1, n_val)
+    return min(n_val, max(0, n - 1))
+
+
 def split_indices(n: int, val_ratio: float, seed: int) -> tuple[list[int], list[int]]:
     """Ascending (train, validation) row indices; the same arguments give the same split.
 
     ``round(n * val_ratio)`` rows go to validation, at least one when the ratio is
     positive, and never all of them: training keeps at least one row.
     """
-    if not 0 <= val_ratio < 1:
-        raise ValueError(f"val_ratio must be in [0, 1), got {val_ratio}")
-    n_val = round(n * val_ratio)
-    if val_ratio > 0:
-        n_val = max(1, n_val)
-    n_val = min(n_val, max(0, n - 1))
+    n_val = validation_count(n, val_ratio)
     order = list(range(n))
     random.Random(seed).shuffle(order)
     val = sorted(order[:n_val])
