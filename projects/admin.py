@@ -18,7 +18,20 @@ class BaseModelAdmin(admin.ModelAdmin):
 
 @admin.register(Dataset)
 class DatasetAdmin(admin.ModelAdmin):
-    list_display = ["name", "owner", "project", "row_count", "size_bytes", "created"]
+    list_display = ["name", "version", "owner", "project", "row_count", "size_bytes", "created"]
     search_fields = ["name", "owner__email"]
     raw_id_fields = ["owner", "project"]
-    readonly_fields = ["uid", "file", "row_count", "size_bytes", "preview"]
+    # Content is frozen once a run uses it (Dataset.save refuses); edit it on the dataset page.
+    readonly_fields = [
+        "uid",
+        "file",
+        "row_count",
+        "size_bytes",
+        "preview",
+        "version",
+        "parent",
+        "val_percent",
+        "split_seed",
+        "validation_file",
+        "validation_row_count",
+    ]

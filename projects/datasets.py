@@ -95,16 +95,23 @@ def store_sample(project: Project) -> Dataset:
     return store_dataset(project, Path(tmp), SAMPLE_NAME)
 
 
+def _files(dataset: Dataset) -> list[Path]:
+    paths = [Path(dataset.file.path)]
+    if dataset.validation_file:
+        paths.append(Path(dataset.validation_file.path))
+    return paths
+
+
 def delete_dataset(dataset: Dataset) -> None:
-    path = Path(dataset.file.path)
+    paths = _files(dataset)
     with transaction.atomic():
         dataset.delete()
-        transaction.on_commit(lambda: path.unlink(missing_ok=True))
+        transaction.on_commit(lambda: [path.unlink(missing_ok=True) for path in paths])
 
 
 def delete_project(project: Project) -> None:
     """Delete a project with its datasets and runs, and their files once the rows are gone."""
-    paths = [Path(d.file.path) for d in project.datasets.all()]
+    paths = [path for d in project.datasets.all() for path in _files(d)]
     run_dirs = [run.output_dir for run in project.runs.all()]
 
     def remove_files() -> None:

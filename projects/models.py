@@ -1,3 +1,5 @@
+import copy
+
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
@@ -58,6 +60,14 @@ def dataset_upload_path(instance: "Dataset", filename: str) -> str:
     return f"datasets/u{instance.owner_id}/{instance.uid}.jsonl"
 
 
+def validation_upload_path(instance: "Dataset", filename: str) -> str:
+    return f"datasets/u{instance.owner_id}/{instance.uid}-validation.jsonl"
+
+
+class ImmutableDatasetError(Exception):
+    """Content of a dataset that a run used was about to change (make a new version instead)."""
+
+
 class Dataset(models.Model):
     """An uploaded, validated training file. Immutable once a run uses it."""
 
@@ -75,17 +85,126 @@ class Dataset(models.Model):
     row_count = models.PositiveIntegerField(default=0)
     size_bytes = models.BigIntegerField(default=0)
     preview = models.JSONField(default=list, help_text=_("The first rows, for display"))
+    description = models.TextField(_("description"), blank=True, max_length=2000)
+    # Versions: content changes to a dataset a run used make a new row in the same lineage.
+    lineage = models.UUIDField(db_index=True, editable=False, null=True)
+    version = models.PositiveIntegerField(default=1)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    # Validation split: a seeded share of the rows, or a separate validation file.
+    val_percent = models.PositiveSmallIntegerField(_("validation share (%)"), default=0)
+    split_seed = models.PositiveIntegerField(_("split seed"), default=0)
+    validation_file = models.FileField(upload_to=validation_upload_path, max_length=300, blank=True)
+    validation_row_count = models.PositiveIntegerField(default=0)
     created = models.DateTimeField(auto_now_add=True)
+
+    # What a run trained on: frozen once any run uses the dataset.
+    CONTENT_FIELDS = (
+        "file",
+        "format",
+        "row_count",
+        "size_bytes",
+        "preview",
+        "val_percent",
+        "split_seed",
+        "validation_file",
+        "validation_row_count",
+    )
 
     class Meta:
         ordering = ["-created"]
 
     def __str__(self) -> str:
-        return self.name
+        return self.name if self.version == 1 else f"{self.name} (v{self.version})"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.lineage is None:
+            self.lineage = self.uid
+        loaded = getattr(self, "_loaded_content", None)
+        if loaded is not None and loaded != self._content() and self.in_use:
+            raise ImmutableDatasetError(f"dataset {self.pk} is used by a run: make a new version")
+        super().save(*args, **kwargs)
+        self._loaded_content = self._content()
 
     def get_absolute_url(self) -> str:
         return reverse("projects:dataset", args=[self.project_id, self.pk])
 
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._loaded_content = instance._content()
+        return instance
+
+    def _content(self) -> dict:
+        content = {}
+        for name in self.CONTENT_FIELDS:
+            if name not in self.__dict__:  # deferred
+                continue
+            value = getattr(self, name)
+            content[name] = value.name if hasattr(value, "storage") else copy.deepcopy(value)
+        return content
+
     @property
     def in_use(self) -> bool:
         return self.runs.exists()
+
+    @property
+    def has_validation_file(self) -> bool:
+        return bool(self.validation_file)
+
+    def split_sizes(self) -> tuple[int, int]:
+        """(training rows, validation rows) as a run will split them."""
+        from training.engine.stats import validation_count
+
+        if self.validation_file:
+            return self.row_count, self.validation_row_count
+        held_out = validation_count(self.row_count, self.val_percent / 100)
+        return self.row_count - held_out, held_out
+
+    def versions(self) -> models.QuerySet["Dataset"]:
+        return Dataset.objects.filter(lineage=self.lineage, owner_id=self.owner_id).order_by(
+            "-version"
+        )
+
+
+class DatasetStats(models.Model):
+    """Statistics of a dataset's rows, tokenized by one base model at one max length."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("waiting for a worker")
+        RUNNING = "running", _("computing")
+        DONE = "done", _("done")
+        FAILED = "failed", _("failed")
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="stats")
+    base_model = models.ForeignKey(BaseModel, on_delete=models.CASCADE, related_name="+")
+    max_len = models.PositiveIntegerField(_("max length"))
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    rows_done = models.PositiveIntegerField(default=0)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated"]
+        constraints = [
+            models.UniqueConstraint("dataset", "base_model", "max_len", name="dataset_stats_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset} @ {self.max_len} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    def claim(self) -> bool:
+        """Pending -> running with a conditional update; False if another worker has it."""
+        claimed = DatasetStats.objects.filter(pk=self.pk, status=self.Status.PENDING).update(
+            status=self.Status.RUNNING
+        )
+        if claimed:
+            self.status = self.Status.RUNNING
+        return bool(claimed)

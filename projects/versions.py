@@ -1,0 +1,198 @@
+"""Content changes to datasets: in place while no run used the dataset, else a new version.
+
+A run's dataset row never changes (``Dataset.save`` refuses it), so every run keeps
+pointing at exactly what it trained on. Name and description are not content.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import Max
+
+from projects import datasets, services
+from projects.models import Dataset, DatasetStats, dataset_upload_path, validation_upload_path
+from training.engine.data import DatasetError, Problem, scan_alpaca_jsonl
+
+
+def _media(relative: str) -> Path:
+    return Path(settings.MEDIA_ROOT) / relative
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)  # same content, no extra disk; each name deletes alone
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _editable(dataset: Dataset) -> tuple[Dataset, list[Path]]:
+    """The row to change: ``dataset`` itself if unused, else a new version (files linked).
+
+    Also returns the files a failed change must remove.
+    """
+    locked = Dataset.objects.select_for_update().get(pk=dataset.pk)
+    if not locked.in_use:
+        return locked, []
+    latest = Dataset.objects.filter(lineage=locked.lineage).aggregate(v=Max("version"))["v"]
+    fresh = Dataset.objects.get(pk=locked.pk)
+    fresh.pk = None
+    fresh._state.adding = True
+    fresh._loaded_content = None
+    fresh.uid = uuid.uuid4()
+    fresh.version = latest + 1
+    fresh.parent = locked
+    created: list[Path] = []
+    fresh.file.name = dataset_upload_path(fresh, "")
+    _link_or_copy(_media(locked.file.name), _media(fresh.file.name))
+    created.append(_media(fresh.file.name))
+    if locked.validation_file:
+        fresh.validation_file.name = validation_upload_path(fresh, "")
+        _link_or_copy(_media(locked.validation_file.name), _media(fresh.validation_file.name))
+        created.append(_media(fresh.validation_file.name))
+    fresh.save()
+    return fresh, created
+
+
+def _copy_stats(source: Dataset, target: Dataset) -> None:
+    """Statistics describe the main file; a version with the same file keeps them."""
+    for stats in source.stats.filter(status=DatasetStats.Status.DONE):
+        stats.pk = None
+        stats._state.adding = True
+        stats.dataset = target
+        stats.save()
+
+
+def set_split(dataset: Dataset, val_percent: int, seed: int) -> Dataset:
+    """Validation as a seeded share of the rows (drops any validation file)."""
+    unchanged = (dataset.val_percent, dataset.split_seed, dataset.validation_file.name)
+    if unchanged == (val_percent, seed, ""):
+        return dataset  # nothing to change: no new version for it
+    removed: list[Path] = []
+    with transaction.atomic():
+        target, created = _editable(dataset)
+        try:
+            if target.validation_file:
+                removed.append(_media(target.validation_file.name))
+            target.val_percent = val_percent
+            target.split_seed = seed
+            target.validation_file.name = ""
+            target.validation_row_count = 0
+            target.save()
+            if target.pk != dataset.pk:
+                _copy_stats(dataset, target)
+        except BaseException:
+            _unlink(created)
+            raise
+        transaction.on_commit(lambda: _unlink(removed))
+    return target
+
+
+def set_validation_file(dataset: Dataset, upload: UploadedFile) -> Dataset:
+    """A separate validation file, validated like an upload; raises DatasetError if bad."""
+    tmp = _receive(upload)
+    try:
+        count, _ = scan_alpaca_jsonl(tmp, keep=0)
+        removed: list[Path] = []
+        with transaction.atomic():
+            target, created = _editable(dataset)
+            try:
+                if target.validation_file:
+                    removed.append(_media(target.validation_file.name))
+                target.validation_file.name = validation_upload_path(target, "")
+                final = _media(target.validation_file.name)
+                removed = [p for p in removed if p != final]
+                target.validation_row_count = count
+                target.save()
+                if target.pk != dataset.pk:
+                    _copy_stats(dataset, target)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, final)
+            except BaseException:
+                _unlink(created)
+                raise
+            transaction.on_commit(lambda: _unlink(removed))
+        return target
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def replace_file(dataset: Dataset, upload: UploadedFile) -> Dataset:
+    """New rows for the dataset; raises DatasetError (and changes nothing) if invalid."""
+    with transaction.atomic():
+        locked = Dataset.objects.select_for_update().get(pk=dataset.pk)
+        fresh = datasets.store_upload(locked.project, upload, locked.name)
+        try:
+            if locked.in_use:
+                target = _as_new_version(fresh, locked)
+                removed: list[Path] = []
+            else:
+                target, removed = _adopt(fresh, locked)
+        except BaseException:
+            _media(fresh.file.name).unlink(missing_ok=True)
+            raise
+        transaction.on_commit(lambda: _unlink(removed))
+    services.request_stats(target)
+    return target
+
+
+def _as_new_version(fresh: Dataset, used: Dataset) -> Dataset:
+    latest = Dataset.objects.filter(lineage=used.lineage).aggregate(v=Max("version"))["v"]
+    fresh.lineage = used.lineage
+    fresh.version = latest + 1
+    fresh.parent = used
+    fresh.description = used.description
+    fresh.val_percent = used.val_percent
+    fresh.split_seed = used.split_seed
+    if used.validation_file:
+        fresh.validation_file.name = validation_upload_path(fresh, "")
+        _link_or_copy(_media(used.validation_file.name), _media(fresh.validation_file.name))
+        fresh.validation_row_count = used.validation_row_count
+    fresh.save()
+    return fresh
+
+
+def _adopt(fresh: Dataset, unused: Dataset) -> tuple[Dataset, list[Path]]:
+    """Move the freshly stored file and its facts into the unused row; drop the fresh row."""
+    removed = [_media(unused.file.name)]
+    for name in ("format", "row_count", "size_bytes", "preview"):
+        setattr(unused, name, getattr(fresh, name))
+    unused.file.name = fresh.file.name
+    unused.save()
+    unused.stats.all().delete()  # they described the old rows
+    Dataset.objects.filter(pk=fresh.pk).delete()  # the row only; its file is now unused's
+    return unused, removed
+
+
+def _receive(upload: UploadedFile) -> Path:
+    """The upload streamed to a temporary file, within the upload size limit."""
+    limit = settings.DATASET_MAX_UPLOAD_MB * 2**20
+    if upload.size is not None and upload.size > limit:
+        raise DatasetError(
+            [
+                Problem(
+                    None,
+                    None,
+                    f"the file is {upload.size / 2**20:.1f} MB; "
+                    f"the limit is {settings.DATASET_MAX_UPLOAD_MB} MB",
+                )
+            ]
+        )
+    fd, tmp = tempfile.mkstemp(dir=datasets._tmp_dir(), suffix=".jsonl")
+    with os.fdopen(fd, "wb") as out:
+        for chunk in upload.chunks(chunk_size=2**20):
+            out.write(chunk)
+    return Path(tmp)
+
+
+def _unlink(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,212 @@
+import json
+import re
+import sys
+
+import dramatiq
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from projects.actors import compute_dataset_stats
+from projects.models import DatasetStats
+from projects.services import request_stats
+from projects.stats import histogram_chart
+from tests.factories import make_base_model, make_dataset, make_project
+
+pytestmark = pytest.mark.django_db
+
+# Known content: rows 0 and 3 are identical, row 4 repeats row 1; "input" is empty in
+# four rows; row 2 is long.
+ROWS = [
+    {"instruction": "Say hi", "input": "", "output": "hi"},
+    {"instruction": "Add", "input": "2 + 2", "output": "4"},
+    {"instruction": "Write a long story. " * 20, "input": "", "output": "Once upon a time. " * 30},
+    {"instruction": "Say hi", "input": "", "output": "hi"},
+    {"instruction": "Add", "input": "2 + 2", "output": "4"},
+    {"instruction": "Capital of France?", "input": "", "output": "Paris"},
+]
+MAX_LEN = 64
+
+
+@pytest.fixture
+def broker():
+    broker = dramatiq.get_broker()
+    broker.flush_all()
+    yield broker
+    broker.flush_all()
+
+
+def queued(broker) -> list[dict]:
+    queue = broker.queues.get("default")
+    messages = []
+    while queue is not None and not queue.empty():
+        messages.append(json.loads(queue.get_nowait()))
+    return [m for m in messages if m["actor_name"] == "compute_dataset_stats"]
+
+
+@pytest.fixture
+def real_model(bundled_model_dir):
+    return make_base_model(path=str(bundled_model_dir))
+
+
+@pytest.fixture
+def project(user):
+    return make_project(owner=user, name="Bot")
+
+
+def expected_lengths(model_dir) -> list[int]:
+    from transformers import AutoTokenizer
+
+    from training.engine.data import tokenize_example
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return [len(tokenize_example(tokenizer, r, sys.maxsize)["input_ids"]) for r in ROWS]
+
+
+def test_an_upload_queues_statistics_which_a_worker_computes_and_the_page_shows(
+    owner_client, project, real_model, broker, django_capture_on_commit_callbacks
+):
+    body = "".join(json.dumps(r) + "\n" for r in ROWS).encode()
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(
+            reverse("projects:dataset_upload", args=[project.pk]),
+            {"file": SimpleUploadedFile("known.jsonl", body), "name": ""},
+        )
+    [message] = queued(broker)
+    stats = DatasetStats.objects.get(pk=message["args"][0])
+    assert (stats.status, stats.max_len, stats.base_model) == ("pending", 512, real_model)
+
+    # Another max length on demand, then the worker runs the messages.
+    url = reverse("projects:dataset_stats_compute", args=[project.pk, stats.dataset_id])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.post(url, {"base_model": real_model.pk, "max_len": MAX_LEN})
+    assert response.status_code == 302
+    for each in [message, *queued(broker)]:
+        compute_dataset_stats(*each["args"])
+
+    short = DatasetStats.objects.get(max_len=MAX_LEN)
+    lengths = expected_lengths(real_model.path)
+    assert short.status == "done"
+    result = short.result
+    assert result["rows"] == 6
+    assert result["duplicates"] == 2
+    assert result["empty_fields"] == {"instruction": 0, "input": 4, "output": 0}
+    assert result["truncated"] == sum(n > MAX_LEN for n in lengths) == 1
+    assert result["lengths"]["max"] == max(lengths)
+    assert DatasetStats.objects.get(max_len=512).result["truncated"] == 0
+
+    page = owner_client.get(response["Location"]).content.decode()
+    assert 'data-testid="stat-rows">6<' in page
+    assert 'data-testid="stat-duplicates">2<' in page
+    assert 'data-testid="stat-truncated">16.7%<' in page
+    assert "<td>input</td><td>4</td>" in page
+    assert 'data-testid="histogram"' in page
+    assert f"max length {MAX_LEN}" in page
+    assert page.count('class="bar over"') == 1  # the long row, past the line
+    assert "hx-trigger" not in page  # final: no more polling
+    summary = owner_client.get(short.dataset.get_absolute_url()).content.decode()
+    assert "1 rows longer than 64 tokens; 2 exact duplicates." in summary
+
+
+def test_the_page_polls_while_computing_and_shows_progress(owner_client, project, real_model):
+    dataset = make_dataset(project, ROWS)
+    stats = request_stats(dataset, real_model, MAX_LEN)
+    url = reverse("projects:dataset_stats", args=[project.pk, dataset.pk])
+    page = owner_client.get(url).content.decode()
+    assert 'hx-trigger="every 2s"' in page
+    assert f"max_len={MAX_LEN}" in page
+    DatasetStats.objects.filter(pk=stats.pk).update(status="running", rows_done=3000)
+    fragment = owner_client.get(
+        f"{url}?base_model={real_model.pk}&max_len={MAX_LEN}", HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert fragment.lstrip().startswith('<div id="stats-panel"')
+    assert "<html" not in fragment
+    assert "3,000" in fragment and 'hx-trigger="every 2s"' in fragment
+
+
+def test_a_failure_is_shown_and_asking_again_requeues_it(
+    owner_client, project, broker, django_capture_on_commit_callbacks
+):
+    missing = make_base_model(path="/nonexistent/model")
+    dataset = make_dataset(project, ROWS)
+    with django_capture_on_commit_callbacks(execute=True):
+        stats = request_stats(dataset, missing, MAX_LEN)
+    [message] = queued(broker)
+    compute_dataset_stats(*message["args"])
+    stats.refresh_from_db()
+    assert stats.status == "failed"
+    assert "/nonexistent/model" in stats.error
+    url = reverse("projects:dataset_stats", args=[project.pk, dataset.pk])
+    assert "Computing the statistics failed" in owner_client.get(url).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert request_stats(dataset, missing, MAX_LEN).status == "pending"
+    assert len(queued(broker)) == 1
+
+
+def test_a_second_delivery_computes_nothing(project, real_model):
+    dataset = make_dataset(project, ROWS)
+    stats = request_stats(dataset, real_model, MAX_LEN)
+    compute_dataset_stats(stats.pk)
+    DatasetStats.objects.filter(pk=stats.pk).update(result={"kept": True})
+    compute_dataset_stats(stats.pk)
+    stats.refresh_from_db()
+    assert stats.result == {"kept": True}
+
+
+def test_a_bad_max_length_is_refused_with_the_form(owner_client, project, real_model):
+    dataset = make_dataset(project, ROWS)
+    url = reverse("projects:dataset_stats_compute", args=[project.pk, dataset.pk])
+    response = owner_client.post(url, {"base_model": real_model.pk, "max_len": 3})
+    assert response.status_code == 200
+    assert "greater than or equal to 16" in response.content.decode()
+    assert not DatasetStats.objects.exists()
+
+
+def test_the_histogram_puts_the_line_at_the_max_length_and_marks_bars_past_it():
+    counts = [0, 4, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+    result = {"max_len": 100, "histogram": {"width": 10, "counts": counts}}
+    chart = histogram_chart(result, width=160, height=100)
+    # 12 buckets of 10 tokens over a 100-pixel plot starting at x = 48.
+    assert chart["max_len_x"] == pytest.approx(48 + 100 * 100 / 120, abs=0.1)
+    assert [(b["low"], b["count"], b["over"]) for b in chart["bars"]] == [
+        (10, 4, False),
+        (20, 2, False),
+        (110, 1, True),
+    ]
+    tallest, half = chart["bars"][0]["h"], chart["bars"][1]["h"]
+    assert half == pytest.approx(tallest / 2, abs=0.1)
+
+
+# --- Ownership ---
+
+
+def stats_urls(dataset) -> list[tuple[str, str, dict]]:
+    args = [dataset.project_id, dataset.pk]
+    return [
+        ("get", reverse("projects:dataset_stats", args=args), {}),
+        ("get", reverse("projects:dataset_stats", args=args), {"HTTP_HX_REQUEST": "true"}),
+        ("post", reverse("projects:dataset_stats_compute", args=args), {}),
+    ]
+
+
+def test_statistics_404_for_another_user_and_queue_nothing(other_client, project, real_model):
+    dataset = make_dataset(project, ROWS)
+    for method, url, headers in stats_urls(dataset):
+        data = {"base_model": real_model.pk, "max_len": 64}
+        assert getattr(other_client, method)(url, data, **headers).status_code == 404, url
+    assert not DatasetStats.objects.exists()
+
+
+def test_statistics_send_anonymous_users_to_login(client, project):
+    dataset = make_dataset(project, ROWS)
+    for method, url, headers in stats_urls(dataset):
+        response = getattr(client, method)(url, **headers)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith(reverse("account_login"))
+
+
+def test_the_owner_sees_the_statistics_page(owner_client, project):
+    dataset = make_dataset(project, ROWS)
+    page = owner_client.get(reverse("projects:dataset_stats", args=[project.pk, dataset.pk]))
+    assert page.status_code == 200
+    assert re.search(r'data-testid="stats-missing"', page.content.decode())
