@@ -240,5 +240,9 @@ LOGGING = {
 WORKER_HEARTBEAT_S = env_int("SLMLAB_WORKER_HEARTBEAT_S", 10, minimum=1)
 # A running run whose worker has not beaten for this long is marked interrupted.
 WORKER_STALE_AFTER_S = env_int("SLMLAB_WORKER_STALE_AFTER_S", 60, minimum=2)
+# Every run also logs its settings and metrics to MLflow when this is set
+# (e.g. http://mlflow:5000); the experiment is SLMLAB_MLFLOW_EXPERIMENT.
+MLFLOW_TRACKING_URI = env_str("MLFLOW_TRACKING_URI", "")
+MLFLOW_EXPERIMENT = env_str("SLMLAB_MLFLOW_EXPERIMENT", "slmlab")
 # An interrupted run resumes by itself at most this many times, then fails with a reason.
 MAX_CRASH_RESUMES = env_int("SLMLAB_MAX_CRASH_RESUMES", 3, minimum=0)

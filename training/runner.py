@@ -16,6 +16,7 @@ from training import events, services
 from training.engine import checkpoint
 from training.engine.config import RunConfig
 from training.engine.train import CANCEL, LOST, SHUTDOWN, StepMetrics, train
+from training.mlflow_log import MlflowLogger
 from training.models import ChatExchange, Run, RunLog, RunMetric
 from training.scheduling import claim_next
 
@@ -52,6 +53,7 @@ class RunReporter:
         self.last_push = 0.0
         self.last_cancel_check = 0.0
         self.stop: str | None = None
+        self.mlflow = MlflowLogger(run, self.on_log)
 
     def push(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -123,10 +125,12 @@ class RunReporter:
         for tag, value in scalars.items():
             if value is not None:
                 self.tensorboard.add_scalar(tag, value, m.step)
+        self.mlflow.log_step(m.step, scalars)
 
-    def close(self) -> None:
+    def close(self, status: str) -> None:
         if self.tensorboard is not None:
             self.tensorboard.close()
+        self.mlflow.end(status)
 
     def should_stop(self) -> str | None:
         """Cancel requested, worker shutting down, or the run taken over (see engine)."""
@@ -190,13 +194,13 @@ def _train(run: Run) -> None:
             resume_from=saved,
         )
     except Exception as exc:
-        reporter.close()
+        reporter.close("failed")
         logger.exception("run %s failed", run.pk)
         RunLog.objects.create(run=run, line="".join(traceback.format_exception_only(exc)).strip())
         run.finish(Run.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
         events.publish_run(run.pk)
         return
-    reporter.close()
+    reporter.close("timed_out" if result.status == "time_limit" else result.status)
     if result.status == "lost":
         logger.warning("run %s was taken over by another worker; stopped", run.pk)
         return

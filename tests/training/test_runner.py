@@ -49,7 +49,12 @@ def test_a_failing_run_is_marked_failed_with_the_reason():
 
 
 @pytest.mark.slow
-def test_it_trains_for_real_and_stores_every_step(bundled_model_dir, user):
+def test_it_trains_for_real_and_stores_every_step(
+    bundled_model_dir, user, settings, tmp_path, monkeypatch
+):
+    # MLflow too: a local file store stands in for a tracking server.
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    settings.MLFLOW_TRACKING_URI = (tmp_path / "mlruns").as_uri()
     project = make_project(owner=user)
     from training.engine.samples import sample_rows
 
@@ -77,3 +82,30 @@ def test_it_trains_for_real_and_stores_every_step(bundled_model_dir, user):
     events = EventAccumulator(str(run.output_dir / "tensorboard"))
     events.Reload()
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3]
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=settings.MLFLOW_TRACKING_URI)
+    logged = client.get_run((run.output_dir / "mlflow_run_id").read_text())
+    assert logged.info.status == "FINISHED"
+    assert logged.data.params["max_steps"] == "3" and logged.data.params["lora_r"] == "8"
+    assert logged.data.tags["slmlab.run_id"] == str(run.pk)
+    history = client.get_metric_history(logged.info.run_id, "train/loss")
+    assert [(m.step, m.value) for m in history] == [
+        (m.step, m.loss) for m in RunMetric.objects.filter(run=run)
+    ]
+
+
+def test_a_broken_mlflow_never_stops_training(settings, monkeypatch):
+    from training.mlflow_log import MlflowLogger
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    settings.MLFLOW_TRACKING_URI = "http://127.0.0.1:9/"  # nothing listens on the discard port
+    lines: list[str] = []
+    mlflow = MlflowLogger(make_run(), lines.append)
+    mlflow.log_step(1, {"train/loss": 1.0})
+    mlflow.log_step(2, {"train/loss": 0.5})  # skipped: one message, not one per step
+    mlflow.end("completed")
+
+    assert mlflow.broken
+    assert len(lines) == 1 and lines[0].startswith("MLflow logging stopped: ")
