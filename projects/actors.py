@@ -11,3 +11,10 @@ def compute_dataset_stats(stats_id: int) -> None:
     from projects.stats import compute
 
     compute(stats_id)
+
+
+@dramatiq.actor(queue_name=settings.QUEUE_DEFAULT, time_limit=6 * HOUR_MS, max_retries=0)
+def download_model(download_id: int) -> None:
+    from projects.downloads import run_download
+
+    run_download(download_id)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from projects.models import BaseModel, Dataset, Project
+from projects.models import BaseModel, Dataset, ModelDownload, Project
 
 
 @admin.register(Project)
@@ -35,3 +35,10 @@ class DatasetAdmin(admin.ModelAdmin):
         "validation_file",
         "validation_row_count",
     ]
+
+
+@admin.register(ModelDownload)
+class ModelDownloadAdmin(admin.ModelAdmin):
+    list_display = ["repo_id", "status", "bytes_done", "bytes_total", "requested_by", "created"]
+    list_filter = ["status"]
+    readonly_fields = [f.name for f in ModelDownload._meta.fields]

@@ -27,6 +27,7 @@ class CatalogRow:
     inference_mb: float
     lora_mb: float
     qlora_mb: float
+    key: str = ""  # curated entries only: what the download button posts
 
 
 def _estimates(arch: Arch, device: str, checkpoint_dtype: str) -> tuple[float, float, float]:
@@ -65,6 +66,7 @@ def catalog_rows(device: str) -> list[CatalogRow]:
                 inference,
                 lora,
                 qlora,
+                key=entry.key,
             )
         )
     for model in stored.values():  # imported models outside the curated list

@@ -208,3 +208,53 @@ class DatasetStats(models.Model):
         if claimed:
             self.status = self.Status.RUNNING
         return bool(claimed)
+
+
+class ModelDownload(models.Model):
+    """An operator's download of a catalog model from the Hugging Face Hub, on a worker."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        DOWNLOADING = "downloading", _("downloading")
+        DONE = "done", _("done")
+        FAILED = "failed", _("failed")
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="model_downloads"
+    )
+    repo_id = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, help_text=_("Name in the store"))
+    licence = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    bytes_done = models.BigIntegerField(default=0)
+    bytes_total = models.BigIntegerField(default=0)
+    error = models.TextField(blank=True)
+    base_model = models.ForeignKey(
+        BaseModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="downloads"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            # One download of a repository at a time.
+            models.UniqueConstraint(
+                "repo_id",
+                condition=models.Q(status__in=["queued", "downloading"]),
+                name="one_active_download_per_repo",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repo_id} ({self.get_status_display()})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.DOWNLOADING)
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        return min(100, round(100 * self.bytes_done / self.bytes_total)) if self.bytes_total else 0

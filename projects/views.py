@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -10,7 +10,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from projects import datasets, services
 from projects.forms import DatasetUploadForm, ProjectForm
-from projects.models import Dataset, Project
+from projects.models import Dataset, ModelDownload, Project
 from training.engine.data import DatasetError
 
 
@@ -174,14 +174,48 @@ def model_catalog(request: HttpRequest) -> HttpResponse:
     from training.capacity import target_device
 
     device, device_name, memory_mb = target_device()
+    downloads = {}
+    if request.user.is_staff:
+        for item in ModelDownload.objects.order_by("created"):
+            downloads[item.repo_id] = item  # the latest per repository
     return render(
         request,
         "projects/catalog.html",
         {
-            "rows": catalog_rows(device),
+            "rows": [(row, downloads.get(row.repo_id)) for row in catalog_rows(device)],
             "device_name": device_name,
             "memory_mb": memory_mb,
             "seq_len": SEQ_LEN,
             "batch": BATCH,
         },
     )
+
+
+def _staff_only(request: HttpRequest) -> None:
+    # Models in the store are shared by everyone and large: operators choose them.
+    if not request.user.is_staff:
+        raise Http404("Only operators download models.")
+
+
+@login_required
+@require_POST
+def model_download(request: HttpRequest) -> HttpResponse:
+    from projects.downloads import request_download
+    from training.engine.catalog import get_model
+
+    _staff_only(request)
+    try:
+        entry = get_model(request.POST.get("key", ""))
+    except KeyError as exc:
+        raise Http404("Not a catalog model.") from exc
+    download = request_download(request.user, entry)
+    if request.htmx:
+        return render(request, "projects/_download.html", {"download": download, "key": entry.key})
+    return redirect("catalog")
+
+
+@login_required
+def model_download_status(request: HttpRequest, download_id: int) -> HttpResponse:
+    _staff_only(request)
+    download = get_object_or_404(ModelDownload, pk=download_id)
+    return render(request, "projects/_download.html", {"download": download})

@@ -31,6 +31,12 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("models/", project_views.model_catalog, name="catalog"),
+    path("models/download/", project_views.model_download, name="model_download"),
+    path(
+        "models/downloads/<int:download_id>/",
+        project_views.model_download_status,
+        name="model_download_status",
+    ),
     path("projects/", include("projects.urls")),
     path("", include("training.urls")),
 ]

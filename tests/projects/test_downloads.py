@@ -1,0 +1,122 @@
+"""Hub downloads: operators only, on a worker, with progress; offline fails fast and clearly."""
+
+import time
+
+import dramatiq
+import huggingface_hub.constants
+import pytest
+from django.urls import reverse
+
+from projects.downloads import run_download
+from projects.models import BaseModel, ModelDownload
+from tests.factories import make_user
+from training.engine.hub import folder_bytes
+
+pytestmark = pytest.mark.django_db
+KEY = "smollm2-360m"  # a curated model that is not in the store
+
+
+@pytest.fixture
+def operator_client(client):
+    client.force_login(make_user(is_staff=True))
+    return client
+
+
+def start(operator_client, django_capture_on_commit_callbacks) -> ModelDownload:
+    broker = dramatiq.get_broker()
+    broker.flush_all()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = operator_client.post(
+            reverse("model_download"), {"key": KEY}, HTTP_HX_REQUEST="true"
+        )
+    assert response.status_code == 200
+    assert broker.queues["default"].qsize() == 1  # sent to a worker, not run in the request
+    return ModelDownload.objects.get()
+
+
+def test_students_cannot_download_models(owner_client, client):
+    page = owner_client.get(reverse("catalog")).content.decode()
+    assert 'data-testid="download-model"' not in page
+    assert owner_client.post(reverse("model_download"), {"key": KEY}).status_code == 404
+    anonymous = client.post(reverse("model_download"), {"key": KEY})
+    assert anonymous.status_code == 302 and "login" in anonymous["Location"]
+    assert not ModelDownload.objects.exists()
+
+
+def test_operators_see_a_download_button_for_models_not_in_the_store(operator_client):
+    page = operator_client.get(reverse("catalog")).content.decode()
+    assert f'name="key" value="{KEY}"' in page
+    assert operator_client.post(reverse("model_download"), {"key": "nope"}).status_code == 404
+
+
+def test_offline_the_download_fails_at_once_with_what_to_do(
+    operator_client, django_capture_on_commit_callbacks
+):
+    assert huggingface_hub.constants.HF_HUB_OFFLINE  # the test settings are offline
+    download = start(operator_client, django_capture_on_commit_callbacks)
+    assert (download.status, download.repo_id) == ("queued", "HuggingFaceTB/SmolLM2-360M-Instruct")
+
+    run_download(download.pk)  # what the worker's actor does
+    download.refresh_from_db()
+    assert download.status == "failed"
+    assert "this lab is offline (HF_HUB_OFFLINE is set)" in download.error
+    assert "manage.py import_model <folder>" in download.error
+    assert not BaseModel.objects.filter(name=download.name).exists()
+
+    fragment = operator_client.get(reverse("model_download_status", args=[download.pk]))
+    assert 'data-testid="download-error"' in fragment.content.decode()
+    assert "hx-trigger" not in fragment.content.decode()  # no more polling
+
+
+def test_an_unreachable_hub_fails_fast_and_leaves_nothing(
+    operator_client, django_capture_on_commit_callbacks, monkeypatch, settings, tmp_path
+):
+    settings.MODEL_STORE_DIR = tmp_path
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")
+    download = start(operator_client, django_capture_on_commit_callbacks)
+
+    began = time.monotonic()
+    run_download(download.pk)
+    assert time.monotonic() - began < 15
+    download.refresh_from_db()
+    assert download.status == "failed"
+    assert download.error.startswith("cannot reach the Hugging Face Hub (")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_download_under_way_is_reused_and_shown_with_progress(
+    operator_client, django_capture_on_commit_callbacks
+):
+    download = start(operator_client, django_capture_on_commit_callbacks)
+    ModelDownload.objects.filter(pk=download.pk).update(
+        status="downloading", bytes_done=250_000_000, bytes_total=1_000_000_000
+    )
+    again = operator_client.post(reverse("model_download"), {"key": KEY}, HTTP_HX_REQUEST="true")
+    assert ModelDownload.objects.count() == 1
+    assert 'value="25"' in again.content.decode()
+
+    fragment = operator_client.get(reverse("model_download_status", args=[download.pk]))
+    html = fragment.content.decode()
+    assert 'hx-trigger="every 1s"' in html and "238.4\xa0MB / 953.7\xa0MB" in html
+    assert run_download(download.pk) is None  # already claimed: a duplicate does nothing
+    assert ModelDownload.objects.get().status == "downloading"
+
+
+def test_a_students_view_of_a_download_is_404(owner_client, operator_client):
+    from django.test import Client
+
+    download = ModelDownload.objects.create(
+        requested_by=make_user(is_staff=True), repo_id="a/b", name="b"
+    )
+    url = reverse("model_download_status", args=[download.pk])
+    assert owner_client.get(url).status_code == 404
+    assert Client().get(url).status_code == 302
+    assert operator_client.get(url).status_code == 200
+
+
+def test_progress_counts_partial_files(tmp_path):
+    (tmp_path / ".cache" / "download").mkdir(parents=True)
+    (tmp_path / ".cache" / "download" / "model.safetensors.incomplete").write_bytes(b"x" * 700)
+    (tmp_path / "config.json").write_bytes(b"y" * 300)
+    assert folder_bytes(tmp_path) == 1000

@@ -1,0 +1,125 @@
+"""Download a model from the Hugging Face Hub into the model store, with progress.
+
+Only what the lab can load safely is fetched: safetensors weights, JSON configs,
+tokenizer files and chat templates. Pickle checkpoints and model code are never
+downloaded (trust_remote_code stays off), and a repository without safetensors
+weights is refused before a byte of weights moves. Offline (HF_HUB_OFFLINE, or no
+route to the Hub) the download fails at once with what to do instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from training.engine.catalog import arch_from_config_dict
+from training.engine.store import ModelStoreError, check_safe_model_dir
+
+FETCHED_SUFFIXES = {".safetensors", ".json", ".jinja", ".txt", ".model", ".tiktoken"}
+OFFLINE_HINT = (
+    "copy the model folder to the server and import it with "
+    "`manage.py import_model <folder>` instead"
+)
+ProgressCallback = Callable[[int, int], None]
+
+
+class HubError(ModelStoreError):
+    """The Hub cannot give us this model (offline, not found, gated, unsafe)."""
+
+
+def plan(repo_id: str, revision: str | None = None) -> list[tuple[str, int]]:
+    """(file name, size in bytes) of every file to fetch; raises :class:`HubError`."""
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    if constants.HF_HUB_OFFLINE:
+        raise HubError(f"this lab is offline (HF_HUB_OFFLINE is set): {OFFLINE_HINT}")
+    try:
+        info = HfApi().model_info(repo_id, revision=revision, files_metadata=True)
+    except GatedRepoError as exc:
+        raise HubError(
+            f"{repo_id} is gated: accept its licence on huggingface.co and set HF_TOKEN "
+            "for the workers"
+        ) from exc
+    except RepositoryNotFoundError as exc:
+        raise HubError(f"{repo_id} was not found on the Hugging Face Hub") from exc
+    except Exception as exc:  # DNS, refused connection, timeouts, proxies: all "unreachable"
+        raise HubError(
+            f"cannot reach the Hugging Face Hub ({type(exc).__name__}: {exc}); {OFFLINE_HINT}"
+        ) from exc
+    files = [
+        (s.rfilename, s.size or 0)
+        for s in info.siblings or []
+        if "/" not in s.rfilename and Path(s.rfilename).suffix.lower() in FETCHED_SUFFIXES
+    ]
+    if not any(name.endswith(".safetensors") for name, _ in files):
+        raise HubError(
+            f"{repo_id} has no safetensors weights; pickle checkpoints are refused "
+            "because loading them can run arbitrary code"
+        )
+    if "config.json" not in {name for name, _ in files}:
+        raise HubError(f"{repo_id} has no config.json: it is not a transformers model")
+    return files
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes under ``folder``, partial downloads included (they grow as data arrives)."""
+    total = 0
+    for root, _dirs, names in os.walk(folder):
+        for name in names:
+            # A file renamed from .incomplete between walk and stat is counted next time.
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(root, name)).st_size
+    return total
+
+
+class _ProgressPoller(threading.Thread):
+    def __init__(self, folder: Path, total: int, on_progress: ProgressCallback) -> None:
+        super().__init__(daemon=True, name="hub-progress")
+        self.folder, self.total, self.on_progress = folder, total, on_progress
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(1.0):
+            self.on_progress(min(folder_bytes(self.folder), self.total), self.total)
+
+
+def download(
+    repo_id: str,
+    target: Path,
+    on_progress: ProgressCallback,
+    revision: str | None = None,
+) -> Path:
+    """Fetch ``repo_id`` into ``target`` (which must not exist); all or nothing."""
+    from huggingface_hub import hf_hub_download
+
+    files = plan(repo_id, revision)
+    total = sum(size for _, size in files)
+    if target.exists():
+        raise HubError(f"{target} already exists")
+    tmp = target.parent / f".{target.name}.download-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    on_progress(0, total)
+    poller = _ProgressPoller(tmp, total, on_progress)
+    poller.start()
+    try:
+        for name, _size in files:
+            hf_hub_download(repo_id, name, revision=revision, local_dir=tmp)
+        poller.done.set()
+        poller.join()
+        shutil.rmtree(tmp / ".cache", ignore_errors=True)  # huggingface_hub's bookkeeping
+        check_safe_model_dir(tmp)
+        arch_from_config_dict(json.loads((tmp / "config.json").read_text()))
+        os.rename(tmp, target)
+    except BaseException:
+        poller.done.set()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    on_progress(total, total)
+    return target
