@@ -104,9 +104,10 @@ def stop_all(procs: list[tuple[str, subprocess.Popen]]) -> None:
         proc.wait()
 
 
-# Worker kinds: the GPU queue with one thread per process (a GPU trains one run at a
-# time), and the default queue for light CPU work.
-WORKER_KINDS = {"worker": (1, ["gpu"]), "cpu worker": (2, ["default"])}
+# Worker kinds: GPU workers take one training message at a time (prefetch 1) and,
+# on a second thread, chat requests; the CPU worker takes light work (statistics,
+# downloads) from the default queue.
+WORKER_KINDS = {"worker": (2, ["gpu", "chat"]), "cpu worker": (2, ["default"])}
 
 
 def start_worker(kind: str, processes: int, env: dict[str, str]) -> subprocess.Popen:

@@ -212,6 +212,9 @@ DRAMATIQ_AUTODISCOVER_MODULES = ["actors"]
 DRAMATIQ_RESULT_BACKEND = None
 # Queue names: GPU work (training, inference) and light CPU work (statistics, imports).
 QUEUE_GPU = "gpu"
+# Chat with a tuned model: consumed by GPU workers on a second thread, so an answer
+# does not wait for a training run on the same worker to end.
+QUEUE_CHAT = "chat"
 QUEUE_DEFAULT = "default"
 
 # --- Security (production values come from the environment) ---

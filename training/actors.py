@@ -20,7 +20,7 @@ def train_next(trigger_run_id: int) -> None:
     execute_next(trigger_run_id)
 
 
-@dramatiq.actor(queue_name=settings.QUEUE_GPU, time_limit=HOUR_MS // 6, max_retries=0)
+@dramatiq.actor(queue_name=settings.QUEUE_CHAT, time_limit=HOUR_MS // 6, max_retries=0)
 def chat_reply(exchange_id: int) -> None:
     from training.runner import answer_chat
 

@@ -63,11 +63,14 @@ class RunForm(forms.Form):
     seed = forms.IntegerField(label=_("Seed"), min_value=0, max_value=2**31 - 1)
     checkpoint_every = forms.IntegerField(
         label=_("Checkpoint every (steps)"),
+        required=False,
         min_value=0,
         max_value=1_000_000,
         help_text=_("A crashed worker loses at most this many steps; 0 = only when stopped"),
     )
-    keep_checkpoints = forms.IntegerField(label=_("Checkpoints kept"), min_value=1, max_value=100)
+    keep_checkpoints = forms.IntegerField(
+        label=_("Checkpoints kept"), required=False, min_value=1, max_value=100
+    )
     insist = forms.BooleanField(
         label=_("Start anyway, even if the estimate says it will not fit"), required=False
     )
@@ -128,7 +131,12 @@ class RunForm(forms.Form):
         return cleaned
 
     def config(self) -> dict:
-        return {name: self.cleaned_data[name] for name in CONFIG_FIELDS}
+        # Optional fields left empty take the engine's defaults.
+        defaults = _config_defaults()
+        return {
+            name: defaults[name] if self.cleaned_data.get(name) is None else self.cleaned_data[name]
+            for name in CONFIG_FIELDS
+        }
 
     def initial_capacity(self) -> Capacity | None:
         """The estimate for the form's initial values (the page before any change)."""

@@ -106,6 +106,11 @@ class Run(models.Model):
         return min(100, round(100 * self.step / self.total_steps))
 
     @property
+    def can_chat(self) -> bool:
+        """Completed, or stopped at its time limit: both saved an adapter."""
+        return self.status in (self.Status.COMPLETED, self.Status.TIMED_OUT)
+
+    @property
     def has_adapter(self) -> bool:
         return (
             self.status in (self.Status.COMPLETED, self.Status.TIMED_OUT)

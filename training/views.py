@@ -116,7 +116,7 @@ def checkpoint_delete(request: HttpRequest, run_id: int, step: int) -> HttpRespo
 def run_chat(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _get_run_for_user(request, run_id)
     form = ChatForm(request.POST)
-    if not run.has_adapter:
+    if not run.can_chat:
         form.add_error(None, _("Chat opens when the run has completed."))
     if form.is_valid():
         services.ask_chat(run, **form.cleaned_data)

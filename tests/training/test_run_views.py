@@ -20,9 +20,9 @@ def broker():
 
 def queued(broker, actor_name: str) -> list:
     messages = []
-    queue = broker.queues.get("gpu")
-    while queue is not None and not queue.empty():
-        messages.append(json.loads(queue.get_nowait()))
+    for queue in broker.queues.values():
+        while not queue.empty():
+            messages.append(json.loads(queue.get_nowait()))
     return [m for m in messages if m["actor_name"] == actor_name]
 
 
