@@ -199,12 +199,20 @@ def _read_json(fh: BinaryIO) -> Iterator[Raw]:
         for _ in events:  # ijson raises on trailing garbage
             pass
     except ijson.JSONError as exc:
-        detail = str(exc).strip().splitlines()[0].strip("b'\" ")
-        where = f"after item {item}" if item else "at the start"
-        yield item, None, Problem(None, None, f"not valid JSON {where} ({detail})")
+        yield item, None, Problem(None, None, _json_error(str(exc)))
 
 
-_TOO_BIG = Problem(None, None, "")
+def _json_error(text: str) -> str:
+    """yajl's message, e.g. "lexical error: invalid char in json text", with its context.
+
+    ijson parses ahead in blocks, so the item being read when the error surfaces is not
+    reliable; the text around the error is, and it is what a user can search for.
+    """
+    clean = text.strip().removeprefix("b'").removeprefix('b"').rstrip("'\"")
+    lines = [line.strip() for line in clean.replace("\\n", "\n").splitlines() if line.strip()]
+    detail = lines[0].split(":", 1)[-1].strip(" .") if lines else "unexpected content"
+    near = lines[1] if len(lines) > 2 else ""
+    return f"not valid JSON ({detail})" + (f" near: {near[:80]}" if near else "")
 
 
 def _build(event: str, value: Any, events: Iterator[tuple[str, Any]]) -> Any:
@@ -268,7 +276,8 @@ def _text_lines(fh: BinaryIO) -> Iterator[str]:
 
 def _read_csv(fh: BinaryIO) -> Iterator[Raw]:
     """Rows as dicts keyed by the header; each checked against the header's width."""
-    reader = csv.reader(_text_lines(fh))
+    # strict: an unclosed quote is an error, not a field that runs to the end of the file
+    reader = csv.reader(_text_lines(fh), strict=True)
     header: list[str] | None = None
     start = 1
     try:

@@ -234,7 +234,7 @@ def _conversation(
             problem(where, f"expected an object with {role_key} and {text_key}")
             return None
         role, content = item.get(role_key), item.get(text_key)
-        if role not in roles:
+        if not isinstance(role, str) or role not in roles:
             allowed = ", ".join(sorted(roles))
             got = json.dumps(role)[:40] if role is not None else "nothing"
             problem(f"{where}.{role_key}", f"expected one of {allowed}, got {got}")
