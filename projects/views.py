@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -9,9 +9,10 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from projects import datasets
-from projects.forms import DatasetUploadForm, ProjectForm
-from projects.models import Dataset, Project
+from projects.forms import DatasetSettingsForm, DatasetUploadForm, ProjectForm
+from projects.models import BaseModel, Dataset, Project
 from training.engine.data import DatasetError
+from training.engine.samples import SAMPLES
 
 
 def _get_project_for_user(request: HttpRequest, project_id: int) -> Project:
@@ -60,6 +61,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
 def _project_context(project: Project, upload_form: DatasetUploadForm | None = None) -> dict:
     return {
         "project": project,
+        "samples": SAMPLES.values(),
         "datasets": project.datasets.all(),
         "runs": project.runs.select_related("base_model", "dataset"),
         "upload_form": upload_form or DatasetUploadForm(),
@@ -107,14 +109,16 @@ def dataset_upload(request: HttpRequest, project_id: int) -> HttpResponse:
     form = DatasetUploadForm(request.POST, request.FILES)
     if form.is_valid():
         try:
-            dataset = datasets.store_upload(project, form.cleaned_data["file"], form.dataset_name())
+            dataset = datasets.store_upload(
+                project,
+                form.cleaned_data["file"],
+                form.dataset_name(),
+                shape=form.cleaned_data["shape"],
+                mapping=form.cleaned_data["mapping"],
+                text_split=form.cleaned_data["text_split"],
+            )
         except DatasetError as exc:
-            for problem in exc.problems:
-                form.add_error("file", str(problem))
-            if exc.total > len(exc.problems):
-                form.add_error(
-                    "file", _("… and %(n)d more problems.") % {"n": exc.total - len(exc.problems)}
-                )
+            _add_problems(form, "file", exc)
         else:
             messages.success(
                 request,
@@ -135,7 +139,10 @@ def dataset_upload(request: HttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 def dataset_sample(request: HttpRequest, project_id: int) -> HttpResponse:
     project = _get_project_for_user(request, project_id)
-    dataset = datasets.store_sample(project)
+    key = request.POST.get("sample", "json-answer")
+    if key not in SAMPLES:
+        raise Http404("no such sample")
+    dataset = datasets.store_sample(project, key)
     messages.success(
         request, _("Sample dataset added: %(rows)d rows.") % {"rows": dataset.row_count}
     )
@@ -145,9 +152,79 @@ def dataset_sample(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 def dataset_detail(request: HttpRequest, project_id: int, dataset_id: int) -> HttpResponse:
     dataset = _get_dataset_for_user(request, project_id, dataset_id)
+    form = DatasetSettingsForm(dataset=dataset)
     return render(
-        request, "projects/dataset_detail.html", {"dataset": dataset, "project": dataset.project}
+        request,
+        "projects/dataset_detail.html",
+        {"dataset": dataset, "project": dataset.project, "form": form, **_preview(dataset, form)},
     )
+
+
+@login_required
+@vary_on_headers("HX-Request")
+@require_http_methods(["GET", "POST"])
+def dataset_settings(request: HttpRequest, project_id: int, dataset_id: int) -> HttpResponse:
+    """GET re-renders the form for the chosen shape; POST re-validates the file and saves."""
+    dataset = _get_dataset_for_user(request, project_id, dataset_id)
+    if request.method == "GET":
+        form = DatasetSettingsForm(request.GET, dataset=dataset)
+        form.is_valid()  # shows what does not fit yet, saves nothing
+    else:
+        form = DatasetSettingsForm(request.POST, dataset=dataset)
+        if dataset.in_use:
+            form.add_error(None, _("A run uses this dataset, so its settings cannot change."))
+        elif form.is_valid():
+            try:
+                datasets.update_settings(dataset, form.spec())
+            except DatasetError as exc:
+                _add_problems(form, None, exc)
+            else:
+                messages.success(request, _("Dataset settings saved."))
+                return _redirect(request, dataset.get_absolute_url())
+    if not request.htmx:
+        return redirect(dataset)
+    return render(
+        request,
+        "projects/dataset_detail.html#settings_form",
+        {"dataset": dataset, "project": dataset.project, "form": form},
+    )
+
+
+@login_required
+def dataset_preview(request: HttpRequest, project_id: int, dataset_id: int) -> HttpResponse:
+    """The first rows tokenized with the settings being edited: trained vs masked tokens."""
+    dataset = _get_dataset_for_user(request, project_id, dataset_id)
+    form = DatasetSettingsForm(request.GET or None, dataset=dataset)
+    return render(request, "projects/dataset_detail.html#token_preview", _preview(dataset, form))
+
+
+def _preview(dataset: Dataset, form: DatasetSettingsForm) -> dict:
+    if form.is_bound and not form.is_valid():
+        return {"preview_errors": [e for errors in form.errors.values() for e in errors]}
+    spec = form.spec() if form.is_bound else dataset.spec()
+    model = (form.cleaned_data.get("model") if form.is_bound else None) or BaseModel.objects.first()
+    if model is None:
+        return {"preview_errors": [_("No model in the store yet: the token preview needs one.")]}
+    try:
+        samples = datasets.token_preview(dataset, spec, model.path)
+    except DatasetError as exc:
+        return {"preview_errors": [str(p) for p in exc.problems]}
+    except OSError:
+        return {
+            "preview_errors": [
+                _("The tokenizer of %(model)s could not be loaded.") % {"model": model.name}
+            ]
+        }
+    return {"samples": samples, "preview_model": model}
+
+
+def _add_problems(form, field: str | None, exc: DatasetError) -> None:
+    for problem in exc.problems:
+        form.add_error(field, str(problem))
+    if exc.total > len(exc.problems):
+        form.add_error(
+            field, _("… and %(n)d more problems.") % {"n": exc.total - len(exc.problems)}
+        )
 
 
 @login_required

@@ -75,8 +75,8 @@ def test_it_rejects_a_file_over_the_size_limit(owner_client, project, settings, 
 
 
 def test_it_rejects_a_wrong_extension(owner_client, project, htmx_headers):
-    response = upload(owner_client, project, GOOD, filename="data.csv", **htmx_headers)
-    assert "Expected a .jsonl file" in response.content.decode()
+    response = upload(owner_client, project, GOOD, filename="data.xlsx", **htmx_headers)
+    assert "Expected a .jsonl, .json, .csv or .txt file" in response.content.decode()
     assert Dataset.objects.count() == 0
 
 
@@ -85,7 +85,7 @@ def test_it_adds_the_sample_dataset_in_one_click(owner_client, project):
     dataset = Dataset.objects.get()
     assert response.status_code == 302
     assert dataset.row_count >= 100
-    assert '{"answer": ' in dataset.preview[0]["output"]
+    assert '{"answer": ' in dataset.preview[0]["turns"][1]["content"]
 
 
 def test_it_refuses_to_delete_a_dataset_a_run_uses(owner_client, project):
@@ -153,7 +153,8 @@ def test_a_dataset_url_with_another_project_id_404s(owner_client, project, user)
         (b'{"instruction": "a", "output": "x", "n": ' + b"9" * 10_000 + b"}\n", "line 1"),
         (b'{"instruction": "caf\xe9", "output": "x"}\n', "not valid UTF-8"),
         (b'{"instruction": "a\x00", "output": "x"}\n', "Invalid control character"),
-        (b'{"prompt": "a", "completion": "x"}\n', "missing: expected a string"),
+        (b'{"foo": "a", "bar": "x"}\n', "fit none of the known shapes"),
+        (b'{"instruction": "a"}\n', "missing: expected a string"),
         (b"\n\n   \n", "empty"),
     ],
 )

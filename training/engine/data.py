@@ -130,22 +130,29 @@ class Inspection:
     columns: list[str]
     shape: str | None
     mapping: dict[str, str]
+    problems: list[Problem] = field(default_factory=list)
 
 
 def inspect_file(path: Path | str, fmt: str, text_split: str = "line") -> Inspection:
-    """Read the first rows and recognise their shape; raise on a file that cannot be read."""
+    """Recognise the shape of the first rows that can be read.
+
+    Rows that cannot be read are kept as ``problems`` (the full scan reports them
+    all); a file with no readable row at all raises :class:`DatasetError`.
+    """
     rows: list[Any] = []
+    problems: list[Problem] = []
     for _, value, problem in read_raw(path, fmt, text_split):
         if problem is not None:
-            raise DatasetError([problem])
-        rows.append(value)
-        if len(rows) >= DETECT_ROWS:
+            problems.append(problem)
+        else:
+            rows.append(value)
+        if len(rows) >= DETECT_ROWS or len(problems) >= MAX_REPORTED_PROBLEMS:
             break
     if not rows:
-        raise file_error(EMPTY_MESSAGES[fmt])
+        raise DatasetError(problems) if problems else file_error(EMPTY_MESSAGES[fmt])
     detected = detect_shape(rows)
     shape, mapping = detected if detected else (None, {})
-    return Inspection(columns_of(rows), shape, mapping)
+    return Inspection(columns_of(rows), shape, mapping, problems)
 
 
 def iter_records(path: Path | str, spec: DataSpec) -> Iterator[tuple[Record | None, list[Problem]]]:

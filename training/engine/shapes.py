@@ -118,6 +118,8 @@ def detect_shape(rows: Iterable[Any]) -> tuple[str, dict[str, str]] | None:
     text = next((k for k in TEXT_ALIASES if k in keys), None)
     if text:
         return "text", {} if text == "text" else {"text": text}
+    if "instruction" in keys:  # Alpaca with a field missing: validation names it by line
+        return "alpaca", {}
     return None
 
 
