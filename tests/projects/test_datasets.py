@@ -168,31 +168,47 @@ def test_hostile_uploads_get_a_clear_error_and_leave_nothing(
     assert stored_files() == []
 
 
-@pytest.mark.slow
-def test_a_300_mb_upload_streams_through_without_sitting_in_memory(project, tmp_path):
+def _rows_for(fmt: str) -> tuple[bytes, bytes, bytes, bytes]:
+    """(head, one row, separator, tail) of a file of 2 KB rows in ``fmt``."""
     import json
+
+    row = {"instruction": "x" * 2000, "input": "", "output": "y" * 40}
+    return {
+        "jsonl": (b"", json.dumps(row).encode(), b"\n", b"\n"),
+        "json": (b"[", json.dumps(row).encode(), b",\n", b"]"),
+        "csv": (
+            b"instruction,output\n",
+            f"{row['instruction']},{row['output']}".encode(),
+            b"\n",
+            b"\n",
+        ),
+        "txt": (b"", b"x" * 2040, b"\n", b"\n"),
+    }[fmt]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv", "txt"])
+def test_a_300_mb_upload_streams_through_without_sitting_in_memory(project, tmp_path, fmt):
     import tracemalloc
 
     from django.core.files.uploadedfile import UploadedFile
 
     from projects.datasets import store_upload
 
-    big = tmp_path / "big.jsonl"
-    line = (
-        json.dumps({"instruction": "x" * 2000, "input": "", "output": "y" * 40}) + "\n"
-    ).encode()
-    rows = 300 * 2**20 // len(line)
+    big = tmp_path / f"big.{fmt}"
+    head, row, sep, tail = _rows_for(fmt)
+    rows = 300 * 2**20 // len(row + sep) // 1000 * 1000
     with big.open("wb") as out:
-        for _ in range(rows // 1000):
-            out.write(line * 1000)
+        out.write(head)
+        for i in range(rows // 1000):
+            out.write(sep.join([row] * 1000))
+            out.write(sep if i < rows // 1000 - 1 else tail)
     with big.open("rb") as fh:
         tracemalloc.start()
-        dataset = store_upload(
-            project, UploadedFile(fh, "big.jsonl", size=big.stat().st_size), "big"
-        )
+        dataset = store_upload(project, UploadedFile(fh, big.name, size=big.stat().st_size), "big")
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-    assert dataset.row_count == rows // 1000 * 1000
+    assert dataset.row_count == rows
     assert dataset.size_bytes > 290 * 2**20
     assert peak < 20 * 2**20, f"peak Python allocation {peak / 2**20:.0f} MB"
 
