@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from projects.models import BaseModel, Dataset, Project
@@ -87,6 +88,11 @@ class DatasetUploadForm(forms.Form):
     text_split = forms.ChoiceField(
         label=_("Plain text"), choices=Dataset.TextSplit.choices, initial="line", required=False
     )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # static/js/app.js refuses a bigger file before sending it; the server checks too.
+        self.fields["file"].widget.attrs["data-max-mb"] = settings.DATASET_MAX_UPLOAD_MB
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
