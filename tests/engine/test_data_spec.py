@@ -66,3 +66,36 @@ def test_the_spec_from_a_config_reads_the_file(tmp_path: Path) -> None:
     [record] = read_dataset(path, DataSpec.from_config(config))
 
     assert json.dumps(record.to_dict()["turns"][1]) == '{"role": "assistant", "content": "4"}'
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("writer", "overrides"),
+    [
+        ("write_chat_sample", {"dataset_shape": "messages"}),
+        (
+            "write_stories_sample",
+            {"dataset_format": "txt", "dataset_shape": "text", "dataset_text_split": "blank_line"},
+        ),
+        (
+            "write_sample_dataset",
+            {"prompt_template": "custom", "custom_template": "Q: {instruction}\nA: {output}"},
+        ),
+    ],
+)
+def test_a_run_trains_on_each_format_and_template(
+    model_dir: Path, tiny_config, tmp_path: Path, writer: str, overrides: dict
+) -> None:
+    from training.engine import samples
+    from training.engine.train import train
+
+    dataset = getattr(samples, writer)(tmp_path / "data", n=8)
+    logs: list[str] = []
+
+    result = train(
+        tiny_config(model_dir, dataset, tmp_path / "out", max_steps=2, **overrides),
+        on_log=logs.append,
+    )
+
+    assert result.status == "completed"
+    assert any("training examples (0 dropped" in line for line in logs), logs
