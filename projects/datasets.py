@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import models, transaction
+from django.utils.translation import gettext_lazy as _
 
 from projects.models import Dataset, Project, dataset_upload_path
 from training.engine.data import (
@@ -31,6 +32,12 @@ from training.engine.samples import SAMPLES
 PREVIEW_ROWS = 5
 PREVIEW_CHARS = 2000
 SAMPLE_NAME = SAMPLES["json-answer"].title
+# Button labels; a stored sample keeps the engine's English title as its name.
+SAMPLE_LABELS = {
+    "json-answer": _("Answer in JSON (instructions)"),
+    "unit-chat": _("Unit conversion (chat)"),
+    "tiny-stories": _("Tiny stories (plain text)"),
+}
 TOKEN_PREVIEW_ROWS = 3
 TOKEN_PREVIEW_MAX = 400
 
@@ -99,7 +106,7 @@ def _apply(dataset: Dataset, spec: DataSpec) -> None:
     dataset.custom_template = spec.custom_template
 
 
-def _too_big(upload: UploadedFile, size: int) -> DatasetError:
+def _too_big(size: int) -> DatasetError:
     limit = settings.DATASET_MAX_UPLOAD_MB
     return DatasetError(
         [Problem(None, None, f"the file is {size / 2**20:.1f} MB; the limit is {limit} MB")]
@@ -117,7 +124,7 @@ def store_upload(
     """Stream an upload to disk, recognise its shape (unless given), validate and store it."""
     limit = settings.DATASET_MAX_UPLOAD_MB * 1024 * 1024
     if upload.size is not None and upload.size > limit:
-        raise _too_big(upload, upload.size)
+        raise _too_big(upload.size)
     used = project.owner.datasets.aggregate(total=models.Sum("size_bytes"))["total"] or 0
     quota = project.owner.storage_quota_mb * 2**20
     if upload.size is not None and used + upload.size > quota:
@@ -141,7 +148,7 @@ def store_upload(
             for chunk in upload.chunks(chunk_size=1024 * 1024):
                 written += len(chunk)
                 if written > limit:  # a client may under-declare the size
-                    raise _too_big(upload, written)
+                    raise _too_big(written)
                 out.write(chunk)
         inspection = inspect_file(source, fmt, text_split)
         if not shape:

@@ -109,6 +109,12 @@ class DatasetUploadForm(forms.Form):
     def clean_mapping(self) -> dict[str, str]:
         return parse_mapping(self.cleaned_data["mapping"])
 
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("mapping") and not cleaned.get("shape"):
+            self.add_error("shape", _("Choose the shape your column mapping is for."))
+        return cleaned
+
     def dataset_name(self) -> str:
         return self.cleaned_data["name"].strip() or self.cleaned_data["file"].name
 

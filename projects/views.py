@@ -61,7 +61,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
 def _project_context(project: Project, upload_form: DatasetUploadForm | None = None) -> dict:
     return {
         "project": project,
-        "samples": SAMPLES.values(),
+        "samples": [(key, label) for key, label in datasets.SAMPLE_LABELS.items()],
         "datasets": project.datasets.all(),
         "runs": project.runs.select_related("base_model", "dataset"),
         "upload_form": upload_form or DatasetUploadForm(),

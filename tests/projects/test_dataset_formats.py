@@ -344,3 +344,37 @@ def test_tmp_files_are_not_left_by_samples(owner_client, project):
 
     dataset = Dataset.objects.get()
     assert stored_files() == [Path(dataset.file.path)]
+
+
+def test_a_mapping_without_a_shape_asks_for_the_shape(owner_client, project):
+    response = upload(
+        owner_client, project, b'{"q": "x", "a": "y"}\n', "a.jsonl", mapping="prompt=q"
+    )
+
+    assert "Choose the shape your column mapping is for." in response.content.decode()
+    assert not Dataset.objects.exists()
+
+
+def test_the_migration_turns_old_alpaca_previews_into_records(project):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("projects.migrations.0003_dataset_formats")
+    dataset = make_dataset(project)
+    Dataset.objects.filter(pk=dataset.pk).update(
+        preview=[{"instruction": "Add", "input": "2 + 2", "output": "4"}]
+    )
+
+    migration.previews_as_records(apps, None)
+
+    dataset.refresh_from_db()
+    assert dataset.preview == [
+        {
+            "system": "",
+            "turns": [
+                {"role": "user", "content": "Add\n\n2 + 2"},
+                {"role": "assistant", "content": "4"},
+            ],
+        }
+    ]
