@@ -457,3 +457,24 @@ def test_csv_rows_read_back_exactly_as_written(rows: list[tuple[str, str]]) -> N
             return
     kept = [(q, a) for q, a in rows if q.strip() or a.strip()]
     assert [(r.fields["prompt"], r.fields["completion"]) for r in read] == kept
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_it_refuses_an_escaped_nul_that_a_database_would_choke_on(tmp_path: Path, fmt: str) -> None:
+    row = '{"instruction": "a\\u0000b", "output": "c"}'
+    content = row if fmt == "jsonl" else f"[{row}]"
+    unit = "line" if fmt == "jsonl" else "item"
+
+    assert problems(write(tmp_path, f"nul.{fmt}", content), format=fmt) == [
+        f'{unit} 1: field "instruction": contains a NUL character (\\u0000) at position 2'
+    ]
+
+
+def test_it_refuses_a_json_number_too_big_for_a_float(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "big.json", '[{"instruction": "a", "output": "b", "n": ' + "9" * 5000 + "}]"
+    )
+
+    [problem] = problems(path, format="json")
+
+    assert problem.startswith("file: not valid JSON (integer overflow)")

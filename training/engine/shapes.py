@@ -192,9 +192,9 @@ class _Getter:
         if required and not item.strip():
             self.problem(col, 'expected a non-empty string, got ""')
             return None
-        if not is_encodable(item):
-            # json accepts lone surrogate escapes like "\ud800"; tokenizers do not.
-            self.problem(col, "contains an invalid unicode escape")
+        bad = text_problem(item)
+        if bad:
+            self.problem(col, bad)
             return None
         return item
 
@@ -205,8 +205,9 @@ def _text_record(text: str | None, col: str | None, problem: Any) -> Record | No
     if not text.strip():
         problem(col, "expected non-empty text")
         return None
-    if not is_encodable(text):
-        problem(col, "contains an invalid unicode escape")
+    bad = text_problem(text)
+    if bad:
+        problem(col, bad)
         return None
     return Record(text=text, fields={"text": text})
 
@@ -241,8 +242,11 @@ def _conversation(
             got = json.dumps(role)[:40] if role is not None else "nothing"
             problem(f"{where}.{role_key}", f"expected one of {allowed}, got {got}")
             return None
-        if not isinstance(content, str) or not is_encodable(content):
+        if not isinstance(content, str):
             problem(f"{where}.{text_key}", f"expected a string, got {json_type_name(content)}")
+            return None
+        if text_problem(content):
+            problem(f"{where}.{text_key}", text_problem(content))
             return None
         role = roles[role]
         if role == "system":
@@ -265,7 +269,20 @@ def _conversation(
 
 
 def _string_columns(value: dict[str, Any]) -> dict[str, str]:
-    return {str(k): v for k, v in value.items() if isinstance(v, str) and is_encodable(v)}
+    return {str(k): v for k, v in value.items() if isinstance(v, str) and not text_problem(v)}
+
+
+def text_problem(text: str) -> str | None:
+    """Why a parsed string cannot be trained on, or None.
+
+    JSON accepts escapes that decode to text a tokenizer or a database cannot take:
+    lone surrogates like "\\ud800", and NUL ("\\u0000"), which PostgreSQL's jsonb refuses.
+    """
+    if not is_encodable(text):
+        return "contains an invalid unicode escape"
+    if "\x00" in text:
+        return f"contains a NUL character (\\u0000) at position {text.index(chr(0)) + 1}"
+    return None
 
 
 def is_encodable(text: str) -> bool:
