@@ -478,3 +478,22 @@ def test_it_refuses_a_json_number_too_big_for_a_float(tmp_path: Path) -> None:
     [problem] = problems(path, format="json")
 
     assert problem.startswith("file: not valid JSON (integer overflow)")
+
+
+def test_a_50_mb_json_string_is_refused_without_being_held(tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = tmp_path / "long.json"
+    with path.open("w") as out:
+        out.write('[{"instruction": "a", "output": "b"}, {"instruction": "')
+        for _ in range(50):
+            out.write("z" * 2**20)
+        out.write('", "output": "b"}]')
+
+    tracemalloc.start()
+    found = problems(path, format="json")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+
+    assert found == ["item 2: longer than the 8 MB limit for one sample"]
+    assert peak < 20 * 2**20

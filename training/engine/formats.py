@@ -166,6 +166,30 @@ def _read_jsonl(fh: BinaryIO) -> Iterator[Raw]:
 # --- JSON array, streamed with ijson ---
 
 
+class _TokenTooLong(Exception):
+    pass
+
+
+class _GuardedReader:
+    """A file wrapper that stops a single JSON token from growing past the record limit.
+
+    yajl hands over a string only once it has read all of it, so a hostile file with
+    one 300 MB string would be held whole. Events arrive after every block read; when
+    more than the limit has been read without one, a single token is that long.
+    """
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh = fh
+        self.unseen = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.fh.read(size)
+        self.unseen += len(data)
+        if self.unseen > MAX_RECORD_BYTES + _READ_CHUNK:
+            raise _TokenTooLong
+        return data
+
+
 def _read_json(fh: BinaryIO) -> Iterator[Raw]:
     """Items of a top-level JSON array, built one at a time from ijson's parse events.
 
@@ -174,10 +198,20 @@ def _read_json(fh: BinaryIO) -> Iterator[Raw]:
     """
     import ijson
 
-    events = ijson.basic_parse(fh, use_float=True)
+    reader = _GuardedReader(fh)
+
+    def events() -> Iterator[tuple[str, Any]]:
+        # A block of 1 MB: yajl copies a long string once per block, so small blocks
+        # make long strings quadratic.
+        for event in ijson.basic_parse(reader, use_float=True, buf_size=_READ_CHUNK):
+            reader.unseen = 0
+            yield event
+
+    stream = events()
     item = 0
+    building = False  # inside item ``item``, rather than between two items
     try:
-        first = next(events, None)
+        first = next(stream, None)
         if first is None:
             return
         if first[0] != "start_array":
@@ -187,17 +221,22 @@ def _read_json(fh: BinaryIO) -> Iterator[Raw]:
                 message += " (for one object per line, name the file .jsonl)"
             yield 0, None, Problem(None, None, message)
             return
-        for event, value in events:
+        for event, value in stream:
             if event == "end_array":
                 break
             item += 1
-            built = _build(event, value, events)
+            building = True
+            built = _build(event, value, stream)
+            building = False
             if isinstance(built, Problem):
                 yield item, None, Problem(item, None, built.message, "item")
                 return
             yield item, built, None
-        for _ in events:  # ijson raises on trailing garbage
+        for _ in stream:  # ijson raises on trailing garbage
             pass
+    except _TokenTooLong:
+        where = item if building else item + 1
+        yield where, None, too_long(where, "item")
     except ijson.JSONError as exc:
         yield item, None, Problem(None, None, _json_error(str(exc)))
 
