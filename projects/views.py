@@ -61,7 +61,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
 def _project_context(project: Project, upload_form: DatasetUploadForm | None = None) -> dict:
     return {
         "project": project,
-        "samples": [(key, label) for key, label in datasets.SAMPLE_LABELS.items()],
+        "samples": list(datasets.SAMPLE_LABELS.items()),
         "datasets": project.datasets.all(),
         "runs": project.runs.select_related("base_model", "dataset"),
         "upload_form": upload_form or DatasetUploadForm(),
@@ -181,13 +181,10 @@ def dataset_settings(request: HttpRequest, project_id: int, dataset_id: int) -> 
             else:
                 messages.success(request, _("Dataset settings saved."))
                 return _redirect(request, dataset.get_absolute_url())
-    if not request.htmx:
-        return redirect(dataset)
-    return render(
-        request,
-        "projects/dataset_detail.html#settings_form",
-        {"dataset": dataset, "project": dataset.project, "form": form},
-    )
+    context = {"dataset": dataset, "project": dataset.project, "form": form}
+    if request.htmx:
+        return render(request, "projects/dataset_detail.html#settings_form", context)
+    return render(request, "projects/dataset_detail.html", {**context, **_preview(dataset, form)})
 
 
 @login_required

@@ -378,3 +378,15 @@ def test_the_migration_turns_old_alpaca_previews_into_records(project):
             ],
         }
     ]
+
+
+def test_without_htmx_a_refused_setting_shows_the_whole_page_with_its_error(owner_client, project):
+    dataset = make_dataset(project)
+
+    response = owner_client.post(
+        settings_url(dataset), {"shape": "alpaca", "template": "custom", "custom_template": "{x}"}
+    )
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-testid="dataset-name"' in body and "{output} exactly once" in body
