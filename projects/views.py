@@ -122,8 +122,15 @@ def dataset_upload(request: HttpRequest, project_id: int) -> HttpResponse:
         else:
             messages.success(
                 request,
-                _("Dataset “%(name)s” added: %(rows)d rows.")
-                % {"name": dataset.name, "rows": dataset.row_count},
+                _(
+                    "Dataset “%(name)s” added: %(rows)d rows, read as %(shape)s. "
+                    "Check the shape and the preview below."
+                )
+                % {
+                    "name": dataset.name,
+                    "rows": dataset.row_count,
+                    "shape": dataset.get_shape_display(),
+                },
             )
             return _redirect(request, dataset.get_absolute_url())
     if request.htmx:

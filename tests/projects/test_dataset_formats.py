@@ -74,7 +74,7 @@ def test_it_stores_every_format_with_its_recognised_shape(
     assert dataset.file.name.endswith(f".{fmt}")
     assert Path(dataset.file.path).read_bytes() == content
     page = owner_client.get(dataset.get_absolute_url()).content.decode()
-    assert dataset.get_shape_display() in page
+    assert f"read as {dataset.get_shape_display()}. Check the shape" in page
 
 
 def test_a_csv_maps_its_columns_automatically_and_the_page_lists_them(owner_client, project):
