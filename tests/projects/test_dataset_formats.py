@@ -390,3 +390,43 @@ def test_without_htmx_a_refused_setting_shows_the_whole_page_with_its_error(owne
     body = response.content.decode()
     assert response.status_code == 200
     assert 'data-testid="dataset-name"' in body and "{output} exactly once" in body
+
+
+@pytest.mark.parametrize(
+    ("filename", "content", "expected"),
+    [
+        ("u16.csv", "q,a\nx,y\n".encode("utf-16"), "the file is UTF-16"),
+        (
+            "bad.csv",
+            b"question,answer\nx\n",
+            "line 2: expected 2 columns (as in the header), got 1",
+        ),
+        ("bad.csv", b"question,answer\nx,\xff\n", "line 2: not valid UTF-8 (byte 3)"),
+        ("nul.txt", b"fine\nnot\x00fine\n", "line 2: contains a NUL byte at column 4"),
+        ("empty.txt", b"\n\n", "file is empty: expected at least one line of text"),
+        ("deep.json", b"[" * 50_000 + b"]" * 50_000, "nested more than 64 levels deep"),
+        ("obj.json", b'{"instruction": "a"}', "expected a JSON array of objects"),
+        ("long.txt", b"ok\n" + b"z" * (50 * 2**20) + b"\n", "line 2: longer than the 8 MB limit"),
+        (
+            "field.csv",
+            b'text\n"' + b"z" * (9 * 2**20) + b'"\n',
+            "line 2: longer than the 8 MB limit",
+        ),
+    ],
+)
+def test_hostile_files_of_every_format_get_a_clear_error_and_leave_nothing(
+    owner_client, project, filename, content, expected
+):
+    response = upload(owner_client, project, content, filename)
+
+    assert response.status_code == 200
+    assert expected in response.content.decode()
+    assert not Dataset.objects.exists() and stored_files() == []
+
+
+def test_a_csv_field_over_the_csv_modules_default_limit_is_accepted(owner_client, project):
+    long_answer = "y" * (200 * 1024)  # csv's default field limit is 128 KiB
+    upload(owner_client, project, f"prompt,completion\nq,{long_answer}\n".encode(), "long.csv")
+
+    dataset = Dataset.objects.get()
+    assert dataset.row_count == 1
