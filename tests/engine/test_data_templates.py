@@ -174,3 +174,27 @@ def test_any_chat_trains_exactly_its_assistant_turns(tokenizer: Any, contents: l
             current = []
     eos = tokenizer.eos_token
     assert [tokenizer.decode(p) for p in pieces] == [t.content + eos for t in turns[1::2]]
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            ["{", "}", "{{", "}}", "{output}", "{instruction}", "{nope}", "{0}", "{a.b}"]
+        )
+        | st.text(max_size=4),
+        max_size=8,
+    ).map("".join)
+)
+def test_any_custom_template_renders_or_raises_a_template_error(
+    tokenizer: Any, template: str
+) -> None:
+    record = single("the question", "the answer")
+    try:
+        segments = render_segments(tokenizer, record, "custom", template)
+    except TemplateError as exc:
+        assert str(exc)
+    else:
+        text = "".join(t for t, _ in segments)
+        trained = "".join(t for t, kind in segments if kind == "response")
+        assert trained.startswith("the answer") and text.endswith(tokenizer.eos_token)
