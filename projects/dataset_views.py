@@ -13,14 +13,16 @@ from django.views.decorators.vary import vary_on_headers
 
 from projects import services, versions
 from projects.dataset_forms import DatasetDetailsForm, ReplaceFileForm, SplitForm, StatsForm
+from projects.forms import DatasetSettingsForm
 from projects.models import BaseModel, Dataset, DatasetStats
 from projects.stats import default_max_len, histogram_chart
-from projects.views import _get_dataset_for_user, _redirect
+from projects.views import _get_dataset_for_user, _preview, _redirect
 from training.engine.data import DatasetError
 
 
 def dataset_page_context(dataset: Dataset, **forms) -> dict:
     """Context of the dataset page; pass bound forms to show their errors."""
+    settings_form = forms.get("form") or DatasetSettingsForm(dataset=dataset)
     train_rows, val_rows = dataset.split_sizes()
     split = {"val_percent": dataset.val_percent, "split_seed": dataset.split_seed}
     return {
@@ -33,6 +35,8 @@ def dataset_page_context(dataset: Dataset, **forms) -> dict:
         "split_form": forms.get("split_form") or SplitForm(initial=split),
         "replace_form": forms.get("replace_form") or ReplaceFileForm(),
         "latest_stats": dataset.stats.select_related("base_model").first(),
+        "form": settings_form,
+        **_preview(dataset, settings_form),
     }
 
 

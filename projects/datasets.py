@@ -6,18 +6,40 @@ import os
 import shutil
 import tempfile
 import uuid
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import models, transaction
+from django.utils.translation import gettext_lazy as _
 
 from projects.models import Dataset, Project, dataset_upload_path
-from training.engine.data import DatasetError, Problem, scan_alpaca_jsonl
-from training.engine.samples import write_sample_dataset
+from training.engine.data import (
+    DatasetError,
+    DataSpec,
+    Problem,
+    Record,
+    first_records,
+    inspect_file,
+    preview_tokens,
+    scan_dataset,
+)
+from training.engine.formats import format_for_name
+from training.engine.samples import SAMPLES
 
 PREVIEW_ROWS = 5
-SAMPLE_NAME = "Sample: answer in JSON"
+PREVIEW_CHARS = 2000
+SAMPLE_NAME = SAMPLES["json-answer"].title
+# Button labels; a stored sample keeps the engine's English title as its name.
+SAMPLE_LABELS = {
+    "json-answer": _("Answer in JSON (instructions)"),
+    "unit-chat": _("Unit conversion (chat)"),
+    "tiny-stories": _("Tiny stories (plain text)"),
+}
+TOKEN_PREVIEW_ROWS = 3
+TOKEN_PREVIEW_MAX = 400
 
 
 def _tmp_dir() -> Path:
@@ -26,13 +48,32 @@ def _tmp_dir() -> Path:
     return path
 
 
-def store_dataset(project: Project, source: Path, name: str) -> Dataset:
+def preview_row(record: Record) -> dict[str, Any]:
+    """A record as the dataset page shows it: long texts cut, template fields dropped."""
+
+    def cut(text: str) -> str:
+        return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "…"
+
+    if record.text is not None:
+        return {"text": cut(record.text)}
+    turns = [{"role": t.role, "content": cut(t.content)} for t in record.turns]
+    return {"system": cut(record.system), "turns": turns}
+
+
+def store_dataset(
+    project: Project,
+    source: Path,
+    name: str,
+    spec: DataSpec | None = None,
+    columns: list[str] | None = None,
+) -> Dataset:
     """Validate ``source`` and move it into the store as a new dataset of ``project``.
 
     ``source`` is consumed: moved into the store on success, deleted on failure.
     """
+    spec = spec or DataSpec()
     try:
-        count, preview = scan_alpaca_jsonl(source, keep=PREVIEW_ROWS)
+        count, preview = scan_dataset(source, spec, keep=PREVIEW_ROWS)
         dataset = Dataset(
             uid=uuid.uuid4(),
             owner=project.owner,
@@ -40,8 +81,10 @@ def store_dataset(project: Project, source: Path, name: str) -> Dataset:
             name=name,
             row_count=count,
             size_bytes=source.stat().st_size,
-            preview=preview,
+            preview=[preview_row(r) for r in preview],
+            columns=columns or [],
         )
+        _apply(dataset, spec)
         relative = dataset_upload_path(dataset, source.name)
         final = Path(settings.MEDIA_ROOT) / relative
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -54,19 +97,34 @@ def store_dataset(project: Project, source: Path, name: str) -> Dataset:
         source.unlink(missing_ok=True)
 
 
-def store_upload(project: Project, upload: UploadedFile, name: str) -> Dataset:
+def _apply(dataset: Dataset, spec: DataSpec) -> None:
+    dataset.file_format = spec.format
+    dataset.shape = spec.shape
+    dataset.mapping = dict(spec.mapping)
+    dataset.text_split = spec.text_split
+    dataset.template = spec.template
+    dataset.custom_template = spec.custom_template
+
+
+def _too_big(size: int) -> DatasetError:
+    limit = settings.DATASET_MAX_UPLOAD_MB
+    return DatasetError(
+        [Problem(None, None, f"the file is {size / 2**20:.1f} MB; the limit is {limit} MB")]
+    )
+
+
+def store_upload(
+    project: Project,
+    upload: UploadedFile,
+    name: str,
+    shape: str = "",
+    mapping: dict[str, str] | None = None,
+    text_split: str = "line",
+) -> Dataset:
+    """Stream an upload to disk, recognise its shape (unless given), validate and store it."""
     limit = settings.DATASET_MAX_UPLOAD_MB * 1024 * 1024
     if upload.size is not None and upload.size > limit:
-        raise DatasetError(
-            [
-                Problem(
-                    None,
-                    None,
-                    f"the file is {upload.size / 2**20:.1f} MB; "
-                    f"the limit is {settings.DATASET_MAX_UPLOAD_MB} MB",
-                )
-            ]
-        )
+        raise _too_big(upload.size)
     used = project.owner.datasets.aggregate(total=models.Sum("size_bytes"))["total"] or 0
     quota = project.owner.storage_quota_mb * 2**20
     if upload.size is not None and used + upload.size > quota:
@@ -81,18 +139,93 @@ def store_upload(project: Project, upload: UploadedFile, name: str) -> Dataset:
                 )
             ]
         )
-    fd, tmp = tempfile.mkstemp(dir=_tmp_dir(), suffix=".jsonl")
-    with os.fdopen(fd, "wb") as out:
-        for chunk in upload.chunks(chunk_size=1024 * 1024):
-            out.write(chunk)
-    return store_dataset(project, Path(tmp), name)
+    fmt = format_for_name(upload.name or "") or "jsonl"
+    fd, tmp = tempfile.mkstemp(dir=_tmp_dir(), suffix=f".{fmt}")
+    source = Path(tmp)
+    try:
+        written = 0
+        with os.fdopen(fd, "wb") as out:
+            for chunk in upload.chunks(chunk_size=1024 * 1024):
+                written += len(chunk)
+                if written > limit:  # a client may under-declare the size
+                    raise _too_big(written)
+                out.write(chunk)
+        inspection = inspect_file(source, fmt, text_split)
+        if not shape:
+            if inspection.shape is None:
+                problems = inspection.problems or [
+                    Problem(None, None, unrecognised(inspection.columns))
+                ]
+                raise DatasetError(problems)
+            shape, mapping = inspection.shape, inspection.mapping
+        spec = DataSpec(fmt, shape, dict(mapping or {}), text_split)
+    except BaseException:
+        source.unlink(missing_ok=True)
+        raise
+    return store_dataset(project, source, name, spec, inspection.columns)
 
 
-def store_sample(project: Project) -> Dataset:
-    fd, tmp = tempfile.mkstemp(dir=_tmp_dir(), suffix=".jsonl")
+def unrecognised(columns: list[str]) -> str:
+    found = ", ".join(f'"{c}"' for c in columns[:20]) or "none"
+    return (
+        f"the columns ({found}) fit none of the known shapes: choose a shape under "
+        f"“Shape and columns” and map its fields to your columns"
+    )
+
+
+def update_settings(dataset: Dataset, spec: DataSpec) -> None:
+    """Re-validate the stored file with new settings; save them only if every row passes."""
+    count, preview = scan_dataset(dataset.file.path, spec, keep=PREVIEW_ROWS)
+    _apply(dataset, spec)
+    dataset.row_count = count
+    dataset.preview = [preview_row(r) for r in preview]
+    dataset.save(
+        update_fields=[
+            "file_format",
+            "shape",
+            "mapping",
+            "text_split",
+            "template",
+            "custom_template",
+            "row_count",
+            "preview",
+        ]
+    )
+
+
+def store_sample(project: Project, key: str = "json-answer") -> Dataset:
+    sample = SAMPLES[key]
+    fd, tmp = tempfile.mkstemp(dir=_tmp_dir(), suffix=f".{sample.file_format}")
     os.close(fd)
-    write_sample_dataset(tmp)
-    return store_dataset(project, Path(tmp), SAMPLE_NAME)
+    sample.write(Path(tmp))
+    spec = DataSpec(sample.file_format, sample.shape, {}, sample.text_split)
+    return store_dataset(project, Path(tmp), sample.title, spec)
+
+
+@lru_cache(maxsize=4)
+def _tokenizer(model_dir: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
+
+
+def token_preview(dataset: Dataset, spec: DataSpec, model_dir: str) -> list[dict[str, Any]]:
+    """The first rows rendered with ``spec``'s template: each token trained or masked.
+
+    Raises :class:`DatasetError` when the settings do not fit the file.
+    """
+    tokenizer = _tokenizer(model_dir)
+    samples = []
+    for record in first_records(dataset.file.path, spec, TOKEN_PREVIEW_ROWS):
+        try:
+            tokens, total = preview_tokens(
+                tokenizer, record, spec.template, spec.custom_template, max_tokens=TOKEN_PREVIEW_MAX
+            )
+        except ValueError as exc:  # the chat template cannot render this conversation
+            raise DatasetError([Problem(None, None, str(exc))]) from exc
+        trained = sum(t.trained for t in tokens)
+        samples.append({"tokens": tokens, "total": total, "shown": len(tokens), "trained": trained})
+    return samples
 
 
 def _files(dataset: Dataset) -> list[Path]:

@@ -1,10 +1,14 @@
 import copy
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from training.engine.data import DataSpec
 
 
 class Project(models.Model):
@@ -57,11 +61,11 @@ class BaseModel(models.Model):
 
 
 def dataset_upload_path(instance: "Dataset", filename: str) -> str:
-    return f"datasets/u{instance.owner_id}/{instance.uid}.jsonl"
+    return f"datasets/u{instance.owner_id}/{instance.uid}.{instance.file_format}"
 
 
 def validation_upload_path(instance: "Dataset", filename: str) -> str:
-    return f"datasets/u{instance.owner_id}/{instance.uid}-validation.jsonl"
+    return f"datasets/u{instance.owner_id}/{instance.uid}-validation.{instance.file_format}"
 
 
 class ImmutableDatasetError(Exception):
@@ -71,8 +75,27 @@ class ImmutableDatasetError(Exception):
 class Dataset(models.Model):
     """An uploaded, validated training file. Immutable once a run uses it."""
 
-    class Format(models.TextChoices):
+    class FileFormat(models.TextChoices):
+        JSONL = "jsonl", _("JSON Lines")
+        JSON = "json", _("JSON array")
+        CSV = "csv", _("CSV")
+        TXT = "txt", _("plain text")
+
+    class Shape(models.TextChoices):
         ALPACA = "alpaca", _("instruction / input / output")
+        PROMPT_COMPLETION = "prompt_completion", _("prompt / completion")
+        MESSAGES = "messages", _("chat messages (role / content)")
+        SHAREGPT = "sharegpt", _("ShareGPT conversations (from / value)")
+        TEXT = "text", _("plain text")
+
+    class TextSplit(models.TextChoices):
+        LINE = "line", _("one sample per line")
+        BLANK_LINE = "blank_line", _("samples separated by a blank line")
+
+    class Template(models.TextChoices):
+        MODEL = "model", _("the model's chat template")
+        ALPACA = "alpaca", _("Alpaca (### Instruction / ### Response)")
+        CUSTOM = "custom", _("custom template")
 
     uid = models.UUIDField(unique=True, editable=False)
     owner = models.ForeignKey(
@@ -81,7 +104,21 @@ class Dataset(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="datasets")
     name = models.CharField(_("name"), max_length=200)
     file = models.FileField(upload_to=dataset_upload_path, max_length=300)
-    format = models.CharField(max_length=20, choices=Format.choices, default=Format.ALPACA)
+    file_format = models.CharField(
+        _("file format"), max_length=10, choices=FileFormat.choices, default=FileFormat.JSONL
+    )
+    shape = models.CharField(_("shape"), max_length=20, choices=Shape.choices, default=Shape.ALPACA)
+    mapping = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_("Shape field -> column of the file, where they differ"),
+    )
+    columns = models.JSONField(default=list, blank=True, help_text=_("Columns of the first rows"))
+    text_split = models.CharField(max_length=20, choices=TextSplit.choices, default=TextSplit.LINE)
+    template = models.CharField(
+        _("prompt template"), max_length=20, choices=Template.choices, default=Template.MODEL
+    )
+    custom_template = models.TextField(_("custom template"), blank=True, max_length=4000)
     row_count = models.PositiveIntegerField(default=0)
     size_bytes = models.BigIntegerField(default=0)
     preview = models.JSONField(default=list, help_text=_("The first rows, for display"))
@@ -102,7 +139,13 @@ class Dataset(models.Model):
     # What a run trained on: frozen once any run uses the dataset.
     CONTENT_FIELDS = (
         "file",
-        "format",
+        "file_format",
+        "shape",
+        "mapping",
+        "columns",
+        "text_split",
+        "template",
+        "custom_template",
         "row_count",
         "size_bytes",
         "preview",
@@ -166,6 +209,29 @@ class Dataset(models.Model):
         return Dataset.objects.filter(lineage=self.lineage, owner_id=self.owner_id).order_by(
             "-version"
         )
+
+    def spec(self) -> "DataSpec":
+        from training.engine.data import DataSpec
+
+        return DataSpec(
+            format=self.file_format,
+            shape=self.shape,
+            mapping=dict(self.mapping),
+            text_split=self.text_split,
+            template=self.template,
+            custom_template=self.custom_template,
+        )
+
+    def engine_options(self) -> dict:
+        """The RunConfig fields that tell the engine how to read and render this file."""
+        return {
+            "dataset_format": self.file_format,
+            "dataset_shape": self.shape,
+            "dataset_mapping": dict(self.mapping),
+            "dataset_text_split": self.text_split,
+            "prompt_template": self.template,
+            "custom_template": self.custom_template,
+        }
 
 
 class DatasetStats(models.Model):

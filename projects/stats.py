@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from projects.models import DatasetStats
+from projects.models import Dataset, DatasetStats
 from training.engine.config import RunConfig
-from training.engine.data import parse_line
-from training.engine.stats import dataset_stats, untruncated_examples
+from training.engine.data import encode_record, iter_records
+from training.engine.stats import dataset_stats
 
 logger = logging.getLogger(__name__)
 
@@ -23,13 +23,21 @@ def default_max_len() -> int:
     return next(f.default for f in dataclasses.fields(RunConfig) if f.name == "max_seq_len")
 
 
-def dataset_rows(path: Path) -> Iterator[dict[str, str]]:
-    """The rows of a stored (already validated) JSONL file, one at a time."""
-    with open(path, "rb") as fh:
-        for line_no, raw in enumerate(fh, start=1):
-            row, problems = parse_line(raw, line_no)
-            if row is not None and not problems:
-                yield row
+def dataset_pairs(dataset: Dataset, tokenizer: Any) -> Iterator[tuple[dict, dict]]:
+    """(row fields, untruncated example) for each row of a stored, validated dataset,
+    read and rendered with the dataset's own format, shape, mapping and template."""
+    spec = dataset.spec()
+    for record, _problems in iter_records(dataset.file.path, spec):
+        if record is None:
+            continue
+        ids, labels = encode_record(tokenizer, record, spec.template, spec.custom_template)
+        if record.fields:
+            row = dict(record.fields)
+        else:  # chats and plain text: their parts are the fields
+            row = {k: v for k, v in record.to_dict().items() if k != "fields"}
+        if not row.get("system"):
+            row.pop("system", None)  # optional everywhere: a missing one is no data problem
+        yield row, {"input_ids": ids, "labels": labels}
 
 
 @functools.lru_cache(maxsize=4)
@@ -53,8 +61,8 @@ def compute(stats_id: int) -> None:
 
     try:
         tokenizer = load_tokenizer(stats.base_model.path)
-        rows = dataset_rows(Path(stats.dataset.file.path))
-        result = dataset_stats(untruncated_examples(tokenizer, rows), stats.max_len, progress)
+        pairs = dataset_pairs(stats.dataset, tokenizer)
+        result = dataset_stats(pairs, stats.max_len, progress)
     except BaseException as exc:  # also the time limit: never leave it "computing"
         logger.exception("statistics %s failed", stats_id)
         stats.status = DatasetStats.Status.FAILED

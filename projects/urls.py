@@ -13,6 +13,16 @@ urlpatterns = [
     path("<int:project_id>/datasets/sample/", views.dataset_sample, name="dataset_sample"),
     path("<int:project_id>/datasets/<int:dataset_id>/", views.dataset_detail, name="dataset"),
     path(
+        "<int:project_id>/datasets/<int:dataset_id>/settings/",
+        views.dataset_settings,
+        name="dataset_settings",
+    ),
+    path(
+        "<int:project_id>/datasets/<int:dataset_id>/preview/",
+        views.dataset_preview,
+        name="dataset_preview",
+    ),
+    path(
         "<int:project_id>/datasets/<int:dataset_id>/delete/",
         views.dataset_delete,
         name="dataset_delete",

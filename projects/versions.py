@@ -19,7 +19,7 @@ from django.db.models import Max
 
 from projects import datasets, services
 from projects.models import Dataset, DatasetStats, dataset_upload_path, validation_upload_path
-from training.engine.data import DatasetError, Problem, scan_alpaca_jsonl
+from training.engine.data import DatasetError, Problem, scan_dataset
 
 
 def _media(relative: str) -> Path:
@@ -100,7 +100,8 @@ def set_validation_file(dataset: Dataset, upload: UploadedFile) -> Dataset:
     """A separate validation file, validated like an upload; raises DatasetError if bad."""
     tmp = _receive(upload)
     try:
-        count, _ = scan_alpaca_jsonl(tmp, keep=0)
+        # Read exactly like the training file: same format, shape, mapping and template.
+        count, _ = scan_dataset(tmp, dataset.spec(), keep=0)
         removed: list[Path] = []
         with transaction.atomic():
             target, created = _editable(dataset)
@@ -163,7 +164,17 @@ def _as_new_version(fresh: Dataset, used: Dataset) -> Dataset:
 def _adopt(fresh: Dataset, unused: Dataset) -> tuple[Dataset, list[Path]]:
     """Move the freshly stored file and its facts into the unused row; drop the fresh row."""
     removed = [_media(unused.file.name)]
-    for name in ("format", "row_count", "size_bytes", "preview"):
+    # The new file's own facts; the user's template choice stays.
+    for name in (
+        "file_format",
+        "shape",
+        "mapping",
+        "columns",
+        "text_split",
+        "row_count",
+        "size_bytes",
+        "preview",
+    ):
         setattr(unused, name, getattr(fresh, name))
     unused.file.name = fresh.file.name
     unused.save()

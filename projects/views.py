@@ -9,9 +9,10 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from projects import datasets, services
-from projects.forms import DatasetUploadForm, ProjectForm
-from projects.models import Dataset, ModelDownload, Project
+from projects.forms import DatasetSettingsForm, DatasetUploadForm, ProjectForm
+from projects.models import BaseModel, Dataset, ModelDownload, Project
 from training.engine.data import DatasetError
+from training.engine.samples import SAMPLES
 
 
 def _get_project_for_user(request: HttpRequest, project_id: int) -> Project:
@@ -60,6 +61,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
 def _project_context(project: Project, upload_form: DatasetUploadForm | None = None) -> dict:
     return {
         "project": project,
+        "samples": list(datasets.SAMPLE_LABELS.items()),
         "datasets": project.datasets.all(),
         "runs": project.runs.select_related("base_model", "dataset"),
         "upload_form": upload_form or DatasetUploadForm(),
@@ -107,20 +109,29 @@ def dataset_upload(request: HttpRequest, project_id: int) -> HttpResponse:
     form = DatasetUploadForm(request.POST, request.FILES)
     if form.is_valid():
         try:
-            dataset = datasets.store_upload(project, form.cleaned_data["file"], form.dataset_name())
+            dataset = datasets.store_upload(
+                project,
+                form.cleaned_data["file"],
+                form.dataset_name(),
+                shape=form.cleaned_data["shape"],
+                mapping=form.cleaned_data["mapping"],
+                text_split=form.cleaned_data["text_split"],
+            )
         except DatasetError as exc:
-            for problem in exc.problems:
-                form.add_error("file", str(problem))
-            if exc.total > len(exc.problems):
-                form.add_error(
-                    "file", _("… and %(n)d more problems.") % {"n": exc.total - len(exc.problems)}
-                )
+            _add_problems(form, "file", exc)
         else:
             services.request_stats(dataset)
             messages.success(
                 request,
-                _("Dataset “%(name)s” added: %(rows)d rows.")
-                % {"name": dataset.name, "rows": dataset.row_count},
+                _(
+                    "Dataset “%(name)s” added: %(rows)d rows, read as %(shape)s. "
+                    "Check the shape and the preview below."
+                )
+                % {
+                    "name": dataset.name,
+                    "rows": dataset.row_count,
+                    "shape": dataset.get_shape_display(),
+                },
             )
             return _redirect(request, dataset.get_absolute_url())
     if request.htmx:
@@ -136,7 +147,10 @@ def dataset_upload(request: HttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 def dataset_sample(request: HttpRequest, project_id: int) -> HttpResponse:
     project = _get_project_for_user(request, project_id)
-    dataset = datasets.store_sample(project)
+    key = request.POST.get("sample", "json-answer")
+    if key not in SAMPLES:
+        raise Http404("no such sample")
+    dataset = datasets.store_sample(project, key)
     services.request_stats(dataset)
     messages.success(
         request, _("Sample dataset added: %(rows)d rows.") % {"rows": dataset.row_count}
@@ -150,6 +164,72 @@ def dataset_detail(request: HttpRequest, project_id: int, dataset_id: int) -> Ht
 
     dataset = _get_dataset_for_user(request, project_id, dataset_id)
     return render(request, "projects/dataset_detail.html", dataset_page_context(dataset))
+
+
+@login_required
+@vary_on_headers("HX-Request")
+@require_http_methods(["GET", "POST"])
+def dataset_settings(request: HttpRequest, project_id: int, dataset_id: int) -> HttpResponse:
+    """GET re-renders the form for the chosen shape; POST re-validates the file and saves."""
+    dataset = _get_dataset_for_user(request, project_id, dataset_id)
+    if request.method == "GET":
+        form = DatasetSettingsForm(request.GET, dataset=dataset)
+        form.is_valid()  # shows what does not fit yet, saves nothing
+    else:
+        form = DatasetSettingsForm(request.POST, dataset=dataset)
+        if dataset.in_use:
+            form.add_error(None, _("A run uses this dataset, so its settings cannot change."))
+        elif form.is_valid():
+            try:
+                datasets.update_settings(dataset, form.spec())
+            except DatasetError as exc:
+                _add_problems(form, None, exc)
+            else:
+                messages.success(request, _("Dataset settings saved."))
+                return _redirect(request, dataset.get_absolute_url())
+    if request.htmx:
+        context = {"dataset": dataset, "project": dataset.project, "form": form}
+        return render(request, "projects/dataset_detail.html#settings_form", context)
+    from projects.dataset_views import dataset_page_context
+
+    return render(request, "projects/dataset_detail.html", dataset_page_context(dataset, form=form))
+
+
+@login_required
+def dataset_preview(request: HttpRequest, project_id: int, dataset_id: int) -> HttpResponse:
+    """The first rows tokenized with the settings being edited: trained vs masked tokens."""
+    dataset = _get_dataset_for_user(request, project_id, dataset_id)
+    form = DatasetSettingsForm(request.GET or None, dataset=dataset)
+    return render(request, "projects/dataset_detail.html#token_preview", _preview(dataset, form))
+
+
+def _preview(dataset: Dataset, form: DatasetSettingsForm) -> dict:
+    if form.is_bound and not form.is_valid():
+        return {"preview_errors": [e for errors in form.errors.values() for e in errors]}
+    spec = form.spec() if form.is_bound else dataset.spec()
+    model = (form.cleaned_data.get("model") if form.is_bound else None) or BaseModel.objects.first()
+    if model is None:
+        return {"preview_errors": [_("No model in the store yet: the token preview needs one.")]}
+    try:
+        samples = datasets.token_preview(dataset, spec, model.path)
+    except DatasetError as exc:
+        return {"preview_errors": [str(p) for p in exc.problems]}
+    except OSError:
+        return {
+            "preview_errors": [
+                _("The tokenizer of %(model)s could not be loaded.") % {"model": model.name}
+            ]
+        }
+    return {"samples": samples, "preview_model": model}
+
+
+def _add_problems(form, field: str | None, exc: DatasetError) -> None:
+    for problem in exc.problems:
+        form.add_error(field, str(problem))
+    if exc.total > len(exc.problems):
+        form.add_error(
+            field, _("… and %(n)d more problems.") % {"n": exc.total - len(exc.problems)}
+        )
 
 
 @login_required

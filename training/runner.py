@@ -36,6 +36,7 @@ def engine_config(run: Run) -> RunConfig:
     return RunConfig.from_dict(
         {
             **run.config,
+            **run.dataset.engine_options(),
             "model_dir": run.base_model.path,
             "dataset_path": run.dataset.file.path,
             "output_dir": str(run.output_dir),

@@ -50,3 +50,17 @@ document.addEventListener("click", (event) => {
   form.submit();
   form.setAttribute("action", action);
 });
+
+// A file over the upload limit is refused before it is sent (the server checks too).
+document.addEventListener("change", (event) => {
+  const input = event.target;
+  if (!input.matches || !input.matches("input[type=file][data-max-mb]")) return;
+  const limit = Number(input.dataset.maxMb);
+  const file = input.files && input.files[0];
+  const tooBig = file && file.size > limit * 1024 * 1024;
+  const message = tooBig
+    ? `The file is ${(file.size / 1048576).toFixed(1)} MB; the limit is ${limit} MB.`
+    : "";
+  input.setCustomValidity(message);
+  if (tooBig) input.reportValidity();
+});

@@ -43,3 +43,44 @@ def test_it_recommends_settings_that_validate() -> None:
     RunConfig(
         model_dir="m", dataset_path="d", output_dir="o", **samples.SAMPLE_RUN_DEFAULTS
     ).validate()
+
+
+def test_every_sample_is_deterministic_valid_and_recognised(tmp_path: Path) -> None:
+    from training.engine.data import DataSpec, inspect_file, scan_dataset
+
+    for sample in samples.SAMPLES.values():
+        first = sample.write(tmp_path / f"a-{sample.key}.{sample.file_format}")
+        second = sample.write(tmp_path / f"b-{sample.key}.{sample.file_format}")
+        spec = DataSpec(sample.file_format, sample.shape, {}, sample.text_split)
+
+        count, _ = scan_dataset(first, spec)
+
+        assert first.read_bytes() == second.read_bytes(), sample.key
+        assert count >= 100, sample.key
+        assert inspect_file(first, sample.file_format, sample.text_split).shape == sample.shape
+
+
+def test_the_chat_sample_has_multi_turn_conversations_with_a_system_prompt() -> None:
+    rows = samples.chat_rows()
+    turns = [len(row["messages"]) for row in rows]
+
+    assert all(
+        row["messages"][0] == {"role": "system", "content": samples.CHAT_SYSTEM} for row in rows
+    )
+    assert {3, 5} <= set(turns)  # single questions and follow-ups
+    follow_up = next(row["messages"] for row in rows if len(row["messages"]) == 5)
+    first, second = follow_up[2]["content"], follow_up[4]["content"]
+    assert int(second.split()[0]) % int(first.split()[0]) == 0  # the follow-up builds on it
+
+
+def test_the_stories_sample_trains_every_token_in_windows(tokenizer, tmp_path: Path) -> None:
+    from training.engine.data import DataSpec, read_dataset, tokenize_rows
+
+    path = samples.write_stories_sample(tmp_path / "stories.txt", n=5)
+    records = read_dataset(path, DataSpec("txt", "text", {}, "blank_line"))
+
+    examples, dropped = tokenize_rows(tokenizer, records, max_seq_len=32)
+
+    assert len(records) == 5 and all(r.text and r.text.startswith("Once upon") for r in records)
+    assert dropped == 0 and len(examples) > 5  # each story is longer than one window
+    assert all(e["labels"] == e["input_ids"] for e in examples)

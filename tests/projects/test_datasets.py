@@ -75,8 +75,8 @@ def test_it_rejects_a_file_over_the_size_limit(owner_client, project, settings, 
 
 
 def test_it_rejects_a_wrong_extension(owner_client, project, htmx_headers):
-    response = upload(owner_client, project, GOOD, filename="data.csv", **htmx_headers)
-    assert "Expected a .jsonl file" in response.content.decode()
+    response = upload(owner_client, project, GOOD, filename="data.xlsx", **htmx_headers)
+    assert "Expected a .jsonl, .json, .csv or .txt file" in response.content.decode()
     assert Dataset.objects.count() == 0
 
 
@@ -85,7 +85,7 @@ def test_it_adds_the_sample_dataset_in_one_click(owner_client, project):
     dataset = Dataset.objects.get()
     assert response.status_code == 302
     assert dataset.row_count >= 100
-    assert '{"answer": ' in dataset.preview[0]["output"]
+    assert '{"answer": ' in dataset.preview[0]["turns"][1]["content"]
 
 
 def test_it_refuses_to_delete_a_dataset_a_run_uses(owner_client, project):
@@ -153,7 +153,8 @@ def test_a_dataset_url_with_another_project_id_404s(owner_client, project, user)
         (b'{"instruction": "a", "output": "x", "n": ' + b"9" * 10_000 + b"}\n", "line 1"),
         (b'{"instruction": "caf\xe9", "output": "x"}\n', "not valid UTF-8"),
         (b'{"instruction": "a\x00", "output": "x"}\n', "Invalid control character"),
-        (b'{"prompt": "a", "completion": "x"}\n', "missing: expected a string"),
+        (b'{"foo": "a", "bar": "x"}\n', "fit none of the known shapes"),
+        (b'{"instruction": "a"}\n', "missing: expected a string"),
         (b"\n\n   \n", "empty"),
     ],
 )
@@ -167,31 +168,47 @@ def test_hostile_uploads_get_a_clear_error_and_leave_nothing(
     assert stored_files() == []
 
 
-@pytest.mark.slow
-def test_a_300_mb_upload_streams_through_without_sitting_in_memory(project, tmp_path):
+def _rows_for(fmt: str) -> tuple[bytes, bytes, bytes, bytes]:
+    """(head, one row, separator, tail) of a file of 2 KB rows in ``fmt``."""
     import json
+
+    row = {"instruction": "x" * 2000, "input": "", "output": "y" * 40}
+    return {
+        "jsonl": (b"", json.dumps(row).encode(), b"\n", b"\n"),
+        "json": (b"[", json.dumps(row).encode(), b",\n", b"]"),
+        "csv": (
+            b"instruction,output\n",
+            f"{row['instruction']},{row['output']}".encode(),
+            b"\n",
+            b"\n",
+        ),
+        "txt": (b"", b"x" * 2040, b"\n", b"\n"),
+    }[fmt]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv", "txt"])
+def test_a_300_mb_upload_streams_through_without_sitting_in_memory(project, tmp_path, fmt):
     import tracemalloc
 
     from django.core.files.uploadedfile import UploadedFile
 
     from projects.datasets import store_upload
 
-    big = tmp_path / "big.jsonl"
-    line = (
-        json.dumps({"instruction": "x" * 2000, "input": "", "output": "y" * 40}) + "\n"
-    ).encode()
-    rows = 300 * 2**20 // len(line)
+    big = tmp_path / f"big.{fmt}"
+    head, row, sep, tail = _rows_for(fmt)
+    rows = 300 * 2**20 // len(row + sep) // 1000 * 1000
     with big.open("wb") as out:
-        for _ in range(rows // 1000):
-            out.write(line * 1000)
+        out.write(head)
+        for i in range(rows // 1000):
+            out.write(sep.join([row] * 1000))
+            out.write(sep if i < rows // 1000 - 1 else tail)
     with big.open("rb") as fh:
         tracemalloc.start()
-        dataset = store_upload(
-            project, UploadedFile(fh, "big.jsonl", size=big.stat().st_size), "big"
-        )
+        dataset = store_upload(project, UploadedFile(fh, big.name, size=big.stat().st_size), "big")
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-    assert dataset.row_count == rows // 1000 * 1000
+    assert dataset.row_count == rows
     assert dataset.size_bytes > 290 * 2**20
     assert peak < 20 * 2**20, f"peak Python allocation {peak / 2**20:.0f} MB"
 

@@ -80,7 +80,7 @@ def test_replacing_the_file_of_an_unused_dataset_changes_it_in_place(
     dataset.refresh_from_db()
     assert (dataset.row_count, dataset.version, Dataset.objects.count()) == (2, 1, 1)
     assert Path(dataset.file.path).read_bytes() == NEW
-    assert dataset.preview[0]["instruction"] == "Q1"
+    assert dataset.preview[0]["turns"][0]["content"].startswith("Q1")
     assert not old_file.exists()
     assert media_files() == {Path(dataset.file.path)}
 

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from training.engine.formats import FORMATS, TEXT_SPLITS
+from training.engine.shapes import SHAPES
+from training.engine.templates import TEMPLATES
 
 ATTENTION_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj"]
 TARGET_PRESETS = ("all-linear", "attention")
@@ -76,6 +80,14 @@ class RunConfig:
     # Training seconds (summed over resumes) after which the run stops cleanly with
     # a checkpoint and an adapter; 0: no limit. Operators set it per run.
     time_limit_s: float = 0.0
+    # How to read the dataset file and render its rows (see training/engine/data.py);
+    # the defaults are the first version's Alpaca JSONL with the chat template.
+    dataset_format: str = "jsonl"
+    dataset_shape: str = "alpaca"
+    dataset_mapping: dict[str, str] = field(default_factory=dict)
+    dataset_text_split: str = "line"
+    prompt_template: str = "model"
+    custom_template: str = ""
 
     def __post_init__(self) -> None:
         # Callers naturally pass Path objects; YAML and JSON want plain strings.
@@ -111,6 +123,10 @@ class RunConfig:
             "compute_dtype": COMPUTE_DTYPES,
             "lr_scheduler": SCHEDULERS,
             "optimizer": OPTIMIZERS,
+            "dataset_format": FORMATS,
+            "dataset_shape": SHAPES,
+            "dataset_text_split": TEXT_SPLITS,
+            "prompt_template": TEMPLATES,
         }
         for name, allowed in choices.items():
             need(getattr(self, name) in allowed, name, f"expected one of {', '.join(allowed)}")
@@ -169,7 +185,11 @@ class RunConfig:
             name: f"unknown setting (expected one of: {', '.join(sorted(known))})"
             for name in unknown
         }
-        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+        required = [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
         errors.update({name: "required" for name in required if name not in data})
         if errors:
             raise ConfigError(errors)
@@ -216,6 +236,11 @@ def _check_type(name: str, value: Any) -> str | None:
             isinstance(value, list) and all(isinstance(v, str) and v for v in value)
         )
         return None if ok else "expected a preset name or a list of module names"
+    if expected is dict:
+        ok = isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        )
+        return None if ok else "expected a mapping of names to column names"
     if expected is bool:
         return None if isinstance(value, bool) else "expected true or false"
     if expected is int:

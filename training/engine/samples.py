@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +140,131 @@ def follows_format(text: str) -> bool:
 def answer_of(text: str) -> str | None:
     """The answer inside a well-formed reply, else None."""
     return json.loads(text.strip())["answer"] if follows_format(text) else None
+
+
+# --- A chat task: multi-turn conversations with a system prompt ---
+
+UNITS = [
+    # (quantity, unit, follow-up unit, factor to follow-up)
+    ("metres", "m", "centimetres", "cm", 100),
+    ("kilometres", "km", "metres", "m", 1000),
+    ("kilograms", "kg", "grams", "g", 1000),
+    ("litres", "L", "millilitres", "mL", 1000),
+    ("hours", "h", "minutes", "min", 60),
+    ("minutes", "min", "seconds", "s", 60),
+]
+CHAT_SYSTEM = "You convert units. Answer with the number and the unit symbol only."
+CHAT_DATASET_SIZE = 160
+
+
+def chat_rows(n: int = CHAT_DATASET_SIZE, seed: int = SAMPLE_SEED) -> list[dict[str, Any]]:
+    """Two-turn unit conversions: a question, then a follow-up that needs the first answer."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        name, _symbol, smaller, small_symbol, factor = UNITS[i % len(UNITS)]
+        amount = rng.randint(2, 40)
+        sub = rng.choice([s for s in UNITS if s[0] == smaller] or [None])
+        messages = [
+            {"role": "system", "content": CHAT_SYSTEM},
+            {"role": "user", "content": f"How many {smaller} are in {amount} {name}?"},
+            {"role": "assistant", "content": f"{amount * factor} {small_symbol}"},
+        ]
+        if sub is not None:
+            _, _, smallest, smallest_symbol, sub_factor = sub
+            messages += [
+                {"role": "user", "content": f"And in {smallest}?"},
+                {
+                    "role": "assistant",
+                    "content": f"{amount * factor * sub_factor} {smallest_symbol}",
+                },
+            ]
+        rows.append({"messages": messages})
+    return rows
+
+
+def write_chat_sample(path: Path | str, n: int = CHAT_DATASET_SIZE) -> Path:
+    """Write the unit-conversion chat sample as JSONL with ``messages`` rows."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps(row, ensure_ascii=False) for row in chat_rows(n)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# --- A plain-text corpus for pretraining: tiny stories, one per paragraph ---
+
+ANIMALS = ["cat", "dog", "fox", "owl", "bear", "duck", "frog", "mouse"]
+NAMES = ["Tom", "Lily", "Max", "Mia", "Sam", "Zoe", "Ben", "Ava"]
+PLACES = ["the park", "the forest", "the river", "the garden", "the hill", "the beach"]
+THINGS = ["a red ball", "a shiny stone", "a big leaf", "a lost hat", "a small boat", "a kite"]
+FEELINGS = ["happy", "proud", "sleepy", "excited", "calm", "glad"]
+STORY_COUNT = 300
+
+
+def story(rng: random.Random) -> str:
+    animal, name, friend = rng.choice(ANIMALS), rng.choice(NAMES), rng.choice(ANIMALS)
+    place, thing, feeling = rng.choice(PLACES), rng.choice(THINGS), rng.choice(FEELINGS)
+    return (
+        f"Once upon a time, there was a little {animal} named {name}. "
+        f"One day, {name} went to {place} and found {thing}.\n"
+        f"{name} showed {thing} to a {friend}. The {friend} smiled and said, "
+        f'"Let us play together!"\n'
+        f"They played until the sun went down, and {name} felt {feeling}."
+    )
+
+
+def write_stories_sample(path: Path | str, n: int = STORY_COUNT, seed: int = SAMPLE_SEED) -> Path:
+    """Write the tiny-stories corpus as plain text, stories separated by a blank line."""
+    rng = random.Random(seed)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join(story(rng) for _ in range(n)) + "\n", encoding="utf-8")
+    return path
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A sample dataset the project writes, and how to read it."""
+
+    key: str
+    title: str
+    description: str
+    file_format: str
+    shape: str
+    text_split: str
+    write: Callable[[Path], Path]
+
+
+SAMPLES: dict[str, Sample] = {
+    s.key: s
+    for s in (
+        Sample(
+            "json-answer",
+            "Sample: answer in JSON",
+            'Instruction task: short questions answered as {"answer": ...}.',
+            "jsonl",
+            "alpaca",
+            "line",
+            write_sample_dataset,
+        ),
+        Sample(
+            "unit-chat",
+            "Sample: unit conversion chat",
+            "Chat task: two-turn conversations with a system prompt.",
+            "jsonl",
+            "messages",
+            "line",
+            write_chat_sample,
+        ),
+        Sample(
+            "tiny-stories",
+            "Sample: tiny stories corpus",
+            "Plain text for pretraining: short stories separated by blank lines.",
+            "txt",
+            "text",
+            "blank_line",
+            write_stories_sample,
+        ),
+    )
+}

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from training.engine import checkpoint, store
 from training.engine.checkpoint import Checkpoint
 from training.engine.config import ATTENTION_MODULES, ConfigError, RunConfig
-from training.engine.data import IGNORE_INDEX, read_alpaca_jsonl, tokenize_rows
+from training.engine.data import IGNORE_INDEX, DataSpec, load_examples, read_dataset
 
 Example = dict[str, list[int]]
 Batch = dict[str, torch.Tensor]
@@ -99,7 +99,7 @@ def train(
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
     log(f"reading dataset {config.dataset_path}…")
-    rows = read_alpaca_jsonl(config.dataset_path)
+    rows = read_dataset(config.dataset_path, DataSpec.from_config(config))
     log(f"loading model {config.model_dir} ({config.quantization}) on {device}…")
     compute_dtype = config.resolved_compute_dtype(
         device == "cuda", device == "cuda" and torch.cuda.is_bf16_supported()
@@ -112,7 +112,7 @@ def train(
         compute_dtype=compute_dtype,  # type: ignore[arg-type]
         device=device,
     )
-    examples, dropped = tokenize_rows(tokenizer, rows, config.max_seq_len, config.train_on_prompt)
+    examples, dropped = load_examples(tokenizer, rows, config)
     log(f"{len(examples)} training examples ({dropped} dropped: nothing left to train)")
     if not examples:
         raise ConfigError({"max_seq_len": "too short: every example lost all its answer tokens"})
