@@ -21,6 +21,7 @@ def run_yaml(form: RunForm) -> str:
     config = RunConfig.from_dict(
         {
             **form.config(),
+            **data["dataset"].engine_options(),  # how to read and render the file
             "model_dir": data["base_model"].path,
             "dataset_path": data["dataset"].file.path,
             "output_dir": str(Path(settings.RUNS_DIR) / f"cli-{slugify(data['name']) or 'run'}"),

@@ -51,6 +51,9 @@ def test_export_writes_the_run_yaml_that_manage_py_train_reads(
     assert config.lora_r == 32
     assert config.model_dir == model.path
     assert config.dataset_path == dataset.file.path
+    # How to read the file travels too, or `manage.py train` would misread a CSV or chat.
+    assert (config.dataset_format, config.dataset_shape) == (dataset.file_format, dataset.shape)
+    assert config.prompt_template == dataset.template
     assert Run.objects.count() == 0
 
 
