@@ -209,8 +209,8 @@ def _train(run: Run) -> None:
         run.finish(Run.Status.COMPLETED)
         RunLog.objects.create(run=run, line="run completed")
     elif result.status == "time_limit":
-        hours = run.time_limit_s / 3600
-        run.finish(Run.Status.TIMED_OUT, error=f"time limit of {hours:g} h reached")
+        limit = _duration(run.time_limit_s)
+        run.finish(Run.Status.TIMED_OUT, error=f"time limit of {limit} reached")
         RunLog.objects.create(
             run=run,
             line=f"time limit reached at step {result.steps}/{run.total_steps}; "
@@ -224,6 +224,12 @@ def _train(run: Run) -> None:
         run.finish(Run.Status.CANCELLED)
         RunLog.objects.create(run=run, line=f"run cancelled; stopped at step {result.steps}")
     reporter.push(force=True)
+
+
+def _duration(seconds: int) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds} s"
 
 
 # One loaded model per worker process: consecutive chats with the same run reuse it.

@@ -109,3 +109,25 @@ def test_a_broken_mlflow_never_stops_training(settings, monkeypatch):
 
     assert mlflow.broken
     assert len(lines) == 1 and lines[0].startswith("MLflow logging stopped: ")
+
+
+@pytest.mark.slow
+def test_a_run_at_its_time_limit_stops_with_a_checkpoint_and_can_chat(bundled_model_dir, user):
+    from training.engine.samples import sample_rows
+
+    project = make_project(owner=user)
+    run = make_run(
+        project=project,
+        dataset=make_dataset(project, rows=sample_rows(16)),
+        base_model=make_base_model(name="bundled", path=str(bundled_model_dir)),
+        config={"max_steps": 500, "batch_size": 2, "max_seq_len": 64, "quantization": "none"},
+        time_limit_s=1,
+    )
+    execute_run(run.pk)
+    run.refresh_from_db()
+    assert run.status == Run.Status.TIMED_OUT, run.error
+    assert run.error == "time limit of 1 s reached"
+    assert 0 < run.step < 500
+    assert [c.step for c in run.checkpoints] == [run.step]
+    assert run.has_adapter and run.can_chat
+    assert run.logs.last().line.startswith(f"time limit reached at step {run.step}/500")
