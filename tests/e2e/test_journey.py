@@ -40,32 +40,32 @@ def test_the_journey_from_upload_to_chat_and_adapter(browser, live_lab, tmp_path
 
     page.locator("#create-project input[name=name]").fill("JSON answers")
     page.get_by_role("button", name="Create project").click()
-    expect(page.get_by_test_id("project-name")).to_have_text("JSON answers")
+    expect(page.get_by_test_id("project-name")).to_have_text("JSON answers", timeout=30_000)
 
     # A malformed line is refused with its number; then the real file goes in.
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"instruction": "a", "output": "b"}\n{"instruction": 3}\n')
     page.locator("#upload-form input[type=file]").set_input_files(str(bad))
     page.get_by_role("button", name="Upload dataset").click()
-    expect(page.get_by_test_id("upload-errors")).to_contain_text("line 2")
+    expect(page.get_by_test_id("upload-errors")).to_contain_text("line 2", timeout=30_000)
     data = write_sample_dataset(tmp_path / "answers.jsonl", n=64)
     page.locator("#upload-form input[type=file]").set_input_files(str(data))
     page.get_by_role("button", name="Upload dataset").click()
-    expect(page.get_by_test_id("row-count")).to_have_text("64")
+    expect(page.get_by_test_id("row-count")).to_have_text("64", timeout=30_000)
 
     page.get_by_role("button", name="Train on this").click()
     page.locator("input[name=max_steps]").fill("6")
     page.locator("input[name=batch_size]").fill("2")
     page.locator("input[name=max_seq_len]").fill("96")
     page.get_by_test_id("start-run").click()
-    expect(page.get_by_test_id("run-status")).to_be_visible()
+    expect(page.get_by_test_id("run-status")).to_be_visible(timeout=30_000)
     run_path = re.search(r"/runs/\d+/", page.url).group(0)
 
     # Progress arrives over the websocket: the bar moves without a reload.
     expect(page.locator("[data-testid=progress]:not([data-step='0'])")).to_be_visible(
         timeout=240_000
     )
-    expect(page.get_by_test_id("loss")).not_to_have_text("\u2013")
+    expect(page.get_by_test_id("loss")).not_to_have_text("\u2013", timeout=30_000)
     expect(page.get_by_test_id("run-status")).to_have_text("completed", timeout=300_000)
     expect(page.get_by_test_id("loss-chart").locator("polyline")).to_have_count(1)
 
@@ -156,6 +156,6 @@ def test_cancel_stops_a_running_run_on_the_worker_and_keeps_its_metrics(browser,
 
     # The worker process reports its heartbeat; operators see it in the admin.
     page.goto(url + "/admin/training/worker/")
-    expect(page.locator("#result_list")).to_contain_text("CPU")
+    expect(page.locator("#result_list")).to_contain_text("CPU", timeout=30_000)
     expect(page.locator("#result_list img[alt=True]")).to_have_count(1)
     context.close()
