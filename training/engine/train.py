@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from training.engine import store
+from training.engine import speed, store
 from training.engine.config import ATTENTION_MODULES, ConfigError, RunConfig
 from training.engine.data import IGNORE_INDEX, read_alpaca_jsonl, tokenize_rows
 
@@ -145,7 +145,10 @@ def resolve_target_modules(model: torch.nn.Module, target: str | list[str]) -> l
 
 
 def attach_lora(model: Any, config: RunConfig) -> Any:
-    """Prepare a (possibly quantized) model and wrap it with fresh LoRA adapters."""
+    """Prepare a (possibly quantized) model and wrap it with fresh LoRA adapters.
+
+    The adapters get the engine's speed optimisations (:mod:`training.engine.speed`).
+    """
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if config.quantization != "none":
@@ -164,7 +167,7 @@ def attach_lora(model: Any, config: RunConfig) -> Any:
         bias="none",
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    return speed.speed_up(get_peft_model(model, lora), config)
 
 
 def collate(examples: list[Example], pad_id: int) -> Batch:
@@ -262,7 +265,8 @@ def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
 
     Only positions whose next token is trained go through the LM head
     (``logits_to_keep`` as a boolean mask): the head is a 49k-wide projection, and
-    masked prompt and pad positions would pay for it for nothing.
+    masked prompt and pad positions would pay for it for nothing. The forward runs
+    under the autocast :func:`attach_lora` chose; the loss is always fp32.
     """
     targets = batch["labels"][:, 1:]
     predicts = targets != IGNORE_INDEX
@@ -272,9 +276,10 @@ def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
     else:
         boundaries = {"attention_mask": batch["attention_mask"]}
     # No KV cache: training never reuses it, and with one transformers ignores packing.
-    logits = model(
-        input_ids=batch["input_ids"], logits_to_keep=keep, use_cache=False, **boundaries
-    ).logits
+    with speed.autocast_context(model, batch["input_ids"].device.type):
+        logits = model(
+            input_ids=batch["input_ids"], logits_to_keep=keep, use_cache=False, **boundaries
+        ).logits
     return F.cross_entropy(
         logits.reshape(-1, logits.size(-1)).float(), targets[predicts], reduction="sum"
     )
@@ -379,7 +384,10 @@ def build_optimizer(params: list[torch.nn.Parameter], config: RunConfig) -> torc
         return torch.optim.SGD(
             params, lr=config.learning_rate, momentum=0.9, weight_decay=config.weight_decay
         )
-    return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    # fused: one kernel for all LoRA tensors instead of a dozen small ops per tensor.
+    return torch.optim.AdamW(
+        params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
+    )
 
 
 def next_window(
