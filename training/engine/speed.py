@@ -141,20 +141,24 @@ def _fused_lora_forward(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -
     name = adapters[0]
     weight_a, weight_b = self.lora_A[name].weight, self.lora_B[name].weight
     device = x.device.type
-    if torch.is_autocast_enabled(device):
-        x = x.to(torch.get_autocast_dtype(device))  # once, for both branches
-    elif x.dtype != weight_a.dtype:
+    autocast = torch.is_autocast_enabled(device)
+    if not autocast and x.dtype != weight_a.dtype:
         return type(self).forward(self, x, *args, **kwargs)
-    result = self.base_layer(x)
-    if not torch.is_autocast_enabled(device) and result.dtype != weight_a.dtype:
+    # Under autocast only the frozen base matmul runs in bf16 (x cast once, here);
+    # the LoRA branch and its gradients stay fp32: Adam's sign-like first steps
+    # amplify bf16 rounding in small LoRA gradients.
+    result = self.base_layer(x.to(torch.get_autocast_dtype(device)) if autocast else x)
+    if not autocast and result.dtype != weight_a.dtype:
         return type(self).forward(self, x, *args, **kwargs)
     dropout = self.lora_dropout[name]
     p = float(getattr(dropout, "p", 0.0))  # nn.Identity when lora_dropout is 0
-    hidden = F.linear(self.slmlab_dropout(x, p, self.training), weight_a)
-    out = torch.addmm(
-        result.reshape(-1, result.shape[-1]),
-        hidden.reshape(-1, hidden.shape[-1]),
-        weight_b.t(),
-        alpha=self.scaling[name],
-    )
+    with torch.autocast(device, enabled=False):
+        x = x.to(weight_a.dtype)
+        hidden = F.linear(self.slmlab_dropout(x, p, self.training), weight_a)
+        out = torch.addmm(
+            result.reshape(-1, result.shape[-1]).to(weight_a.dtype),
+            hidden.reshape(-1, hidden.shape[-1]),
+            weight_b.t(),
+            alpha=self.scaling[name],
+        )
     return out.view(result.shape)
