@@ -2,8 +2,8 @@
 
 - bf16 autocast on CPUs with native bf16 matmuls (avx512_bf16/AMX): the frozen
   base weights are stored in bf16 once (or 4-bit layers dequantize straight to
-  bf16), so every step skips re-casting them; LoRA weights, the optimizer, norms,
-  the residual stream and the loss stay fp32.
+  bf16), so every step skips re-casting them; the LoRA branch (and so its
+  gradients), the optimizer, norms, the residual stream and the loss stay fp32.
 - A fused LoRA forward: ``base(x) + scaling * B(A(dropout(x)))`` as one ``addmm``
   on the base output (no separate scaling multiply or add over the large output),
   with ``x`` cast once for both branches.
