@@ -8,6 +8,7 @@ Runs alternate (ours, baseline, ours, baseline, ...) and each is a fresh subproc
 so peak RSS is per run and background load hits both sides alike.
 
     .venv/bin/python bench/train_throughput.py [--modes none,4bit] [--steps 6] [--rounds 2]
+        [--autocast auto|bfloat16|float32]   # ours only; the baseline is always fp32
 
 Printed per run: real (non-pad) tokens/s over the training loop (model loading
 excluded), peak RSS of the process, final training loss (mean of the last 3 steps;
@@ -168,7 +169,11 @@ def ours(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     metrics: list[Any] = []
     logs: list[str] = []
     config = RunConfig(
-        model_dir=args.model_dir, dataset_path=args.data, output_dir=str(out), **run_settings(args)
+        model_dir=args.model_dir,
+        dataset_path=args.data,
+        output_dir=str(out),
+        autocast=args.autocast,
+        **run_settings(args),
     )
     train(config, on_metrics=metrics.append, on_log=logs.append)
     trainable = next(x for x in logs if x.startswith("trainable params"))
@@ -332,6 +337,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--rows", type=int, default=400)
     parser.add_argument("--peak-gflops", type=float, default=0.0)
+    parser.add_argument("--autocast", default="auto", help="ours: auto, bfloat16 or float32")
     parser.add_argument("--worker", choices=["ours", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -345,7 +351,9 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
+    from training.engine.config import RunConfig
     from training.engine.data import read_alpaca_jsonl, tokenize_rows
+    from training.engine.speed import resolve_autocast
     from training.engine.store import import_bundled_model
 
     store_dir = Path(os.environ.get("SLMLAB_MODEL_STORE", ROOT / "data" / "models"))
@@ -366,6 +374,10 @@ def main() -> None:
           f"max {lengths[-1]}; batch {args.batch_size} x {args.steps} steps; "
           f"max_seq_len {args.max_seq_len}")  # fmt: skip
     print(f"CPU peak estimate: {how}" + (f" (overridden: {peak:.0f})" if args.peak_gflops else ""))
+    probe = RunConfig("m", "d", "o", autocast=args.autocast, quantization="none")
+    autocast = resolve_autocast(probe, "cpu") or "off (fp32)"
+    print(f"ours: forward autocast {autocast}; baseline: fp32 (MFU is against the fp32 peak"
+          " for both; native bf16 doubles the CPU's peak)")  # fmt: skip
     results: dict[tuple[str, str], list[dict]] = {}
     header = f"{'mode':6} {'run':9} {'real tok/s':>10} {'peak RSS MB':>11} {'final loss':>10} "
     header += f"{'eval loss':>9} {'MFU':>6} {'train s':>7}"
@@ -378,7 +390,8 @@ def main() -> None:
                 results.setdefault((mode, side), []).append(r)
                 print(f"{mode:6} {side:9} {r['tok_s']:10.1f} {r['peak_rss_mb']:11.0f} "
                       f"{r['final_loss']:10.4f} {r['eval_loss']:9.4f} {100 * r['mfu']:5.1f}% "
-                      f"{r['train_s']:7.1f}", flush=True)  # fmt: skip
+                      f"{r['train_s']:7.1f}  step losses "
+                      + " ".join(f"{x:.4f}" for x in r["losses"]), flush=True)  # fmt: skip
     print("\nsummary (ours / baseline; means over rounds)")
     print(f"{'mode':6} {'tok/s ratio':>11} {'peak RSS ratio':>14} {'final loss diff':>15} "
           f"{'eval loss diff':>14} {'MFU ours':>8} {'MFU base':>8}")  # fmt: skip
@@ -411,6 +424,7 @@ def run_worker(
         "--eval-data", str(eval_data), "--out", str(out), "--model-dir", str(model_dir),
         "--steps", str(args.steps), "--batch-size", str(args.batch_size),
         "--max-seq-len", str(args.max_seq_len), "--lr", str(args.lr), "--seed", str(args.seed),
+        "--autocast", args.autocast,
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]

@@ -194,5 +194,6 @@ def restore(checkpoint: Checkpoint, model: Any, optimizer: Any, scheduler: Any) 
         raise CheckpointError(f"checkpoint {checkpoint.path.name} has unknown weights")
     optimizer.load_state_dict(torch.load(checkpoint.path / "optimizer.pt", weights_only=True))
     scheduler.load_state_dict(torch.load(checkpoint.path / "scheduler.pt", weights_only=True))
-    set_rng_state(torch.load(checkpoint.path / "rng.pt", weights_only=True))
-    return read_state(checkpoint)
+    rng = torch.load(checkpoint.path / "rng.pt", weights_only=True)
+    set_rng_state(rng)
+    return {**read_state(checkpoint), "rng": rng}

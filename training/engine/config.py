@@ -23,6 +23,7 @@ TARGET_PRESETS = ("all-linear", "attention")
 QUANTIZATIONS = ("4bit", "8bit", "none")
 QUANT_TYPES = ("nf4", "fp4")
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")
+AUTOCASTS = ("auto", "bfloat16", "float32")
 SCHEDULERS = ("cosine", "linear", "constant")
 OPTIMIZERS = ("adamw", "sgd")
 LORA_RANK_RANGE = (4, 64)
@@ -49,6 +50,10 @@ class RunConfig:
     # "auto": bfloat16 on a CUDA device that supports it, else float32 (CPUs and
     # older GPUs either lack fast bf16 kernels or lose accuracy with fp16 here).
     compute_dtype: str = "auto"
+    # Mixed precision for the forward pass. "auto": bf16 autocast on a CPU with
+    # native bf16 matmuls (avx512_bf16/AMX) when the model computes in fp32, with
+    # LoRA weights and the optimizer in fp32; "float32" turns it off.
+    autocast: str = "auto"
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
@@ -121,6 +126,7 @@ class RunConfig:
             "quantization": QUANTIZATIONS,
             "quant_type": QUANT_TYPES,
             "compute_dtype": COMPUTE_DTYPES,
+            "autocast": AUTOCASTS,
             "lr_scheduler": SCHEDULERS,
             "optimizer": OPTIMIZERS,
             "dataset_format": FORMATS,

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from training.engine import checkpoint, store
+from training.engine import checkpoint, speed, store
 from training.engine.checkpoint import Checkpoint
 from training.engine.config import ATTENTION_MODULES, ConfigError, RunConfig
 from training.engine.data import IGNORE_INDEX, DataSpec, load_examples, read_dataset
@@ -159,7 +159,10 @@ def resolve_target_modules(model: torch.nn.Module, target: str | list[str]) -> l
 
 
 def attach_lora(model: Any, config: RunConfig) -> Any:
-    """Prepare a (possibly quantized) model and wrap it with fresh LoRA adapters."""
+    """Prepare a (possibly quantized) model and wrap it with fresh LoRA adapters.
+
+    The adapters get the engine's speed optimisations (:mod:`training.engine.speed`).
+    """
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if config.quantization != "none":
@@ -178,7 +181,7 @@ def attach_lora(model: Any, config: RunConfig) -> Any:
         bias="none",
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    return speed.speed_up(get_peft_model(model, lora), config)
 
 
 def collate(examples: list[Example], pad_id: int) -> Batch:
@@ -276,7 +279,8 @@ def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
 
     Only positions whose next token is trained go through the LM head
     (``logits_to_keep`` as a boolean mask): the head is a 49k-wide projection, and
-    masked prompt and pad positions would pay for it for nothing.
+    masked prompt and pad positions would pay for it for nothing. The forward runs
+    under the autocast :func:`attach_lora` chose; the loss is always fp32.
     """
     targets = batch["labels"][:, 1:]
     predicts = targets != IGNORE_INDEX
@@ -286,9 +290,10 @@ def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
     else:
         boundaries = {"attention_mask": batch["attention_mask"]}
     # No KV cache: training never reuses it, and with one transformers ignores packing.
-    logits = model(
-        input_ids=batch["input_ids"], logits_to_keep=keep, use_cache=False, **boundaries
-    ).logits
+    with speed.autocast_context(model, batch["input_ids"].device.type):
+        logits = model(
+            input_ids=batch["input_ids"], logits_to_keep=keep, use_cache=False, **boundaries
+        ).logits
     return F.cross_entropy(
         logits.reshape(-1, logits.size(-1)).float(), targets[predicts], reduction="sum"
     )
@@ -365,12 +370,17 @@ def run_loop(
     if resume_from is not None:
         checkpoint.check_compatible(resume_from, config.to_dict())
         state = checkpoint.restore(resume_from, model, optimizer, scheduler)
+        speed.set_dropout_state(model, state["rng"].get("dropout"))
         step, micro_seen, loss = state["step"], state["micro_seen"], state["loss"]
         clock.carry_on(state["elapsed_s"], state["tokens"])
         for _ in range(micro_seen):  # the data position: the same seeded order, replayed
             next(batches)
         saved_step = step
         log(f"resumed from checkpoint {resume_from.path.name} at step {step}/{total_steps}")
+
+    def rng_now() -> dict[str, Any]:
+        # torch's generators, and the LoRA dropout mask generator (training.engine.speed)
+        return {**checkpoint.rng_state(), "dropout": speed.dropout_state(model)}
 
     def save_checkpoint(rng: dict[str, Any], micro: int) -> None:
         saved = checkpoint.save(
@@ -394,12 +404,12 @@ def run_loop(
 
     model.train()
     stop: str | None = None
-    rng_at_window = checkpoint.rng_state()
+    rng_at_window = rng_now()
     log(f"training {total_steps} steps ({steps_per_epoch} per epoch)…")
     while step < total_steps:
         # The state after the last finished step: where a stop mid-window goes back to.
         rng_at_window, micro_at_window, tokens_at_window = (
-            checkpoint.rng_state(),
+            rng_now(),
             micro_seen,
             clock.tokens,
         )
@@ -445,10 +455,10 @@ def run_loop(
         if step < total_steps and config.time_limit_s and clock.elapsed() >= config.time_limit_s:
             stop = TIME_LIMIT
             log(f"time limit of {config.time_limit_s:.0f} s reached at step {step}/{total_steps}")
-            rng_at_window = checkpoint.rng_state()
+            rng_at_window = rng_now()
             break
         if step < total_steps and config.checkpoint_every and step % config.checkpoint_every == 0:
-            save_checkpoint(checkpoint.rng_state(), micro_seen)
+            save_checkpoint(rng_now(), micro_seen)
             saved_step = step
     if stop in (SHUTDOWN, TIME_LIMIT) and step > 0 and saved_step != step:
         save_checkpoint(rng_at_window, micro_seen)
@@ -460,7 +470,10 @@ def build_optimizer(params: list[torch.nn.Parameter], config: RunConfig) -> torc
         return torch.optim.SGD(
             params, lr=config.learning_rate, momentum=0.9, weight_decay=config.weight_decay
         )
-    return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    # fused: one kernel for all LoRA tensors instead of a dozen small ops per tensor.
+    return torch.optim.AdamW(
+        params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
+    )
 
 
 def next_window(
