@@ -108,11 +108,15 @@ def test_it_stops_cleanly_when_asked(
 def test_it_is_deterministic_and_normalises_loss_over_accumulation(
     model_dir: Path, sample_dataset: Path, tmp_path: Path, tiny_config: Any
 ) -> None:
-    """Batch 4 equals batch 2 x 2 accumulation (same rows), and reruns repeat exactly."""
+    """Batch 4 equals batch 2 x 2 accumulation (same rows), and reruns repeat exactly.
+
+    In fp32: the two ways pack rows differently, and bf16 rounding would differ by
+    ~1% (bf16's own accuracy is tested in test_speed.py).
+    """
 
     def first_losses(**overrides: Any) -> list[float]:
         losses: list[float] = []
-        settings = {"max_steps": 1, "lora_dropout": 0.0, **overrides}
+        settings = {"max_steps": 1, "lora_dropout": 0.0, "autocast": "float32", **overrides}
         train(
             tiny_config(model_dir, sample_dataset, tmp_path, **settings),
             on_metrics=lambda m: losses.append(m.loss),
