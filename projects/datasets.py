@@ -113,6 +113,26 @@ def _too_big(size: int) -> DatasetError:
     )
 
 
+def receive_upload(upload: UploadedFile, suffix: str) -> Path:
+    """The upload streamed to a temporary file within the size limit; nothing left if not."""
+    limit = settings.DATASET_MAX_UPLOAD_MB * 2**20
+    if upload.size is not None and upload.size > limit:
+        raise _too_big(upload.size)
+    fd, tmp = tempfile.mkstemp(dir=_tmp_dir(), suffix=f".{suffix}")
+    try:
+        written = 0
+        with os.fdopen(fd, "wb") as out:
+            for chunk in upload.chunks(chunk_size=2**20):
+                written += len(chunk)
+                if written > limit:  # a client may under-declare the size
+                    raise _too_big(written)
+                out.write(chunk)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
 def store_upload(
     project: Project,
     upload: UploadedFile,
@@ -122,8 +142,7 @@ def store_upload(
     text_split: str = "line",
 ) -> Dataset:
     """Stream an upload to disk, recognise its shape (unless given), validate and store it."""
-    limit = settings.DATASET_MAX_UPLOAD_MB * 1024 * 1024
-    if upload.size is not None and upload.size > limit:
+    if upload.size is not None and upload.size > settings.DATASET_MAX_UPLOAD_MB * 2**20:
         raise _too_big(upload.size)
     used = project.owner.datasets.aggregate(total=models.Sum("size_bytes"))["total"] or 0
     quota = project.owner.storage_quota_mb * 2**20
@@ -140,16 +159,8 @@ def store_upload(
             ]
         )
     fmt = format_for_name(upload.name or "") or "jsonl"
-    fd, tmp = tempfile.mkstemp(dir=_tmp_dir(), suffix=f".{fmt}")
-    source = Path(tmp)
+    source = receive_upload(upload, fmt)
     try:
-        written = 0
-        with os.fdopen(fd, "wb") as out:
-            for chunk in upload.chunks(chunk_size=1024 * 1024):
-                written += len(chunk)
-                if written > limit:  # a client may under-declare the size
-                    raise _too_big(written)
-                out.write(chunk)
         inspection = inspect_file(source, fmt, text_split)
         if not shape:
             if inspection.shape is None:

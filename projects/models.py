@@ -224,14 +224,7 @@ class Dataset(models.Model):
 
     def engine_options(self) -> dict:
         """The RunConfig fields that tell the engine how to read and render this file."""
-        return {
-            "dataset_format": self.file_format,
-            "dataset_shape": self.shape,
-            "dataset_mapping": dict(self.mapping),
-            "dataset_text_split": self.text_split,
-            "prompt_template": self.template,
-            "custom_template": self.custom_template,
-        }
+        return self.spec().config_fields()
 
 
 class DatasetStats(models.Model):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from django.db.models import Max
 
 from projects import datasets, services
 from projects.models import Dataset, DatasetStats, dataset_upload_path, validation_upload_path
-from training.engine.data import DatasetError, Problem, scan_dataset
+from training.engine.data import scan_dataset
 
 
 def _media(relative: str) -> Path:
@@ -98,7 +97,7 @@ def set_split(dataset: Dataset, val_percent: int, seed: int) -> Dataset:
 
 def set_validation_file(dataset: Dataset, upload: UploadedFile) -> Dataset:
     """A separate validation file, validated like an upload; raises DatasetError if bad."""
-    tmp = _receive(upload)
+    tmp = datasets.receive_upload(upload, dataset.file_format)
     try:
         # Read exactly like the training file: same format, shape, mapping and template.
         count, _ = scan_dataset(tmp, dataset.spec(), keep=0)
@@ -181,27 +180,6 @@ def _adopt(fresh: Dataset, unused: Dataset) -> tuple[Dataset, list[Path]]:
     unused.stats.all().delete()  # they described the old rows
     Dataset.objects.filter(pk=fresh.pk).delete()  # the row only; its file is now unused's
     return unused, removed
-
-
-def _receive(upload: UploadedFile) -> Path:
-    """The upload streamed to a temporary file, within the upload size limit."""
-    limit = settings.DATASET_MAX_UPLOAD_MB * 2**20
-    if upload.size is not None and upload.size > limit:
-        raise DatasetError(
-            [
-                Problem(
-                    None,
-                    None,
-                    f"the file is {upload.size / 2**20:.1f} MB; "
-                    f"the limit is {settings.DATASET_MAX_UPLOAD_MB} MB",
-                )
-            ]
-        )
-    fd, tmp = tempfile.mkstemp(dir=datasets._tmp_dir(), suffix=".jsonl")
-    with os.fdopen(fd, "wb") as out:
-        for chunk in upload.chunks(chunk_size=2**20):
-            out.write(chunk)
-    return Path(tmp)
 
 
 def _unlink(paths: list[Path]) -> None:

@@ -2,7 +2,6 @@ import json
 import re
 import sys
 
-import dramatiq
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -26,14 +25,6 @@ ROWS = [
     {"instruction": "Capital of France?", "input": "", "output": "Paris"},
 ]
 MAX_LEN = 64
-
-
-@pytest.fixture
-def broker():
-    broker = dramatiq.get_broker()
-    broker.flush_all()
-    yield broker
-    broker.flush_all()
 
 
 def queued(broker) -> list[dict]:

@@ -1,6 +1,5 @@
 import json
 
-import dramatiq
 import pytest
 from django.urls import reverse
 
@@ -8,14 +7,6 @@ from tests.factories import make_base_model, make_dataset, make_project, make_ru
 from training.models import ChatExchange, Run
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def broker():
-    broker = dramatiq.get_broker()
-    broker.flush_all()
-    yield broker
-    broker.flush_all()
 
 
 def queued(broker, actor_name: str) -> list:

@@ -113,14 +113,22 @@ class DataSpec:
 
     @classmethod
     def from_config(cls, config: Any) -> DataSpec:
-        return cls(
-            format=config.dataset_format,
-            shape=config.dataset_shape,
-            mapping=dict(config.dataset_mapping),
-            text_split=config.dataset_text_split,
-            template=config.prompt_template,
-            custom_template=config.custom_template,
-        )
+        return cls(**{name: getattr(config, key) for name, key in _CONFIG_KEYS.items()})
+
+    def config_fields(self) -> dict[str, Any]:
+        """The RunConfig fields that carry this spec (the inverse of ``from_config``)."""
+        return {key: getattr(self, name) for name, key in _CONFIG_KEYS.items()}
+
+
+# DataSpec field -> RunConfig field
+_CONFIG_KEYS = {
+    "format": "dataset_format",
+    "shape": "dataset_shape",
+    "mapping": "dataset_mapping",
+    "text_split": "dataset_text_split",
+    "template": "prompt_template",
+    "custom_template": "custom_template",
+}
 
 
 @dataclass
