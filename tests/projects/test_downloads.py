@@ -1,6 +1,10 @@
-"""Hub downloads: operators only, on a worker, with progress; offline fails fast and clearly."""
+"""Hub downloads: operators only, on a worker, with progress; offline fails fast and clearly.
+
+The downloads themselves run against a fake Hub on 127.0.0.1 (tests/fakehub.py).
+"""
 
 import time
+from pathlib import Path
 
 import dramatiq
 import huggingface_hub.constants
@@ -11,6 +15,7 @@ from projects.downloads import run_download
 from projects.models import BaseModel, ModelDownload
 from tests.factories import make_user
 from training.engine.hub import folder_bytes
+from training.engine.store import load_model_and_tokenizer
 
 pytestmark = pytest.mark.django_db
 KEY = "smollm2-360m"  # a curated model that is not in the store
@@ -120,3 +125,39 @@ def test_progress_counts_partial_files(tmp_path):
     (tmp_path / ".cache" / "download" / "model.safetensors.incomplete").write_bytes(b"x" * 700)
     (tmp_path / "config.json").write_bytes(b"y" * 300)
     assert folder_bytes(tmp_path) == 1000
+
+
+def test_a_hub_download_through_the_worker_registers_a_model_that_loads(
+    operator_client,
+    django_capture_on_commit_callbacks,
+    fake_hub,
+    tiny_hub_model,
+    settings,
+    tmp_path,
+):
+    settings.MODEL_STORE_DIR = store = tmp_path / "store"
+    repo = fake_hub.add_folder("HuggingFaceTB/SmolLM2-360M-Instruct", tiny_hub_model)
+    download = start(operator_client, django_capture_on_commit_callbacks)
+
+    run_download(download.pk)
+    download.refresh_from_db()
+    assert download.status == "done", download.error
+    model = download.base_model
+    assert (model.name, model.source, model.licence) == (download.name, "hub", "apache-2.0")
+    folder = Path(model.path)
+    assert [p.name for p in store.iterdir()] == [folder.name] == [download.name]
+    names = {p.name for p in folder.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= names
+    assert not {"pytorch_model.bin", "modeling_tiny.py", "README.md", "original", ".cache"} & names
+    assert not {"pytorch_model.bin", "modeling_tiny.py"} & set(fake_hub.fetched("HEAD"))
+    fetched_bytes = sum(len(repo.files[name]) for name in names)
+    assert download.bytes_done == download.bytes_total == fetched_bytes == model.disk_bytes
+    assert model.context_length == 256
+
+    loaded, tokenizer = load_model_and_tokenizer(folder, quantization="none", device="cpu")
+    assert model.parameters == loaded.num_parameters()
+    ids = tokenizer("The capital of France is", return_tensors="pt").input_ids
+    assert loaded(ids).logits.shape == (1, ids.shape[1], len(tokenizer))
+
+    page = operator_client.get(reverse("catalog")).content.decode()
+    assert f'name="key" value="{KEY}"' not in page  # in the store now: no download button
