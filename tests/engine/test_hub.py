@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
-from training.engine.hub import HubError, download
+from training.engine.hub import HubError, download, plan
 
 REPO = "tiny-org/tiny-llama"
 FETCHED = {
@@ -53,7 +54,42 @@ def test_a_hub_repo_without_safetensors_is_refused_before_any_weights_move(
     assert not (tmp_path / "store").exists()
 
 
+def test_a_gated_hub_repo_says_to_accept_the_licence(fake_hub, tiny_hub_model, tmp_path):
+    fake_hub.add_folder(REPO, tiny_hub_model, gated=True)
+    assert len(plan(REPO)) == len(FETCHED)  # the file list of a gated repository is public
+
+    with pytest.raises(HubError, match=rf"^{REPO} is gated: accept its licence .* HF_TOKEN"):
+        download(REPO, tmp_path / "store" / "tiny", lambda d, t: None)
+    assert list((tmp_path / "store").iterdir()) == []
+
+
 def test_an_unknown_hub_repo_is_not_found(fake_hub, tmp_path):
     with pytest.raises(HubError, match=r"^nobody/nothing was not found on the Hugging Face Hub$"):
         download("nobody/nothing", tmp_path / "tiny", lambda d, t: None)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", ["500", "cut"])
+def test_a_hub_failing_mid_download_leaves_no_folder_and_no_partial_file(
+    fake_hub, tiny_hub_model, tmp_path, mode
+):
+    fake_hub.add_folder(REPO, tiny_hub_model)
+    fake_hub.fail("model.safetensors", mode)
+    store = tmp_path / "store"
+
+    with pytest.raises(HubError) as failed:
+        download(REPO, store / "tiny", lambda d, t: None)
+    assert str(failed.value).startswith(
+        "downloading model.safetensors from the Hugging Face Hub failed (HfHubHTTPError: "
+        "Server error '500 Internal Server Error' for url "
+    )
+    assert str(failed.value).endswith("); nothing was kept, try again later")
+    assert "config.json" in fake_hub.fetched("GET")  # it failed mid-way, not at the start
+    # Cut: the client retried once after the dropped connection and got the 500.
+    assert fake_hub.fetched("GET").count("model.safetensors") == (2 if mode == "cut" else 1)
+    assert list(store.iterdir()) == []
+    assert _files_under(tmp_path / "hf-cache") == []  # huggingface_hub's cache, in this test
+
+
+def _files_under(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []

@@ -10,6 +10,7 @@ import dramatiq
 import huggingface_hub.constants
 import pytest
 from django.urls import reverse
+from django.utils.html import escape
 
 from projects.downloads import run_download
 from projects.models import BaseModel, ModelDownload
@@ -161,3 +162,35 @@ def test_a_hub_download_through_the_worker_registers_a_model_that_loads(
 
     page = operator_client.get(reverse("catalog")).content.decode()
     assert f'name="key" value="{KEY}"' not in page  # in the store now: no download button
+
+
+# Committed for real: the download outlives the progress thread's first tick (the client
+# waits a second before retrying), and that thread writes through its own connection.
+@pytest.mark.django_db(transaction=True)
+def test_a_hub_failing_mid_download_leaves_nothing_and_says_so(
+    operator_client,
+    django_capture_on_commit_callbacks,
+    fake_hub,
+    tiny_hub_model,
+    settings,
+    tmp_path,
+):
+    settings.MODEL_STORE_DIR = store = tmp_path / "store"
+    store.mkdir()
+    fake_hub.add_folder("HuggingFaceTB/SmolLM2-360M-Instruct", tiny_hub_model)
+    fake_hub.fail("model.safetensors", "cut")
+    download = start(operator_client, django_capture_on_commit_callbacks)
+
+    run_download(download.pk)
+    download.refresh_from_db()
+    assert download.status == "failed" and download.finished is not None
+    assert download.error.startswith("downloading model.safetensors from the Hugging Face Hub")
+    assert download.error.endswith("nothing was kept, try again later")
+    assert not BaseModel.objects.filter(name=download.name).exists()
+    assert list(store.iterdir()) == []  # no model folder, no temporary folder
+    assert not list((tmp_path / "hf-cache").rglob("*.incomplete"))
+
+    fragment = operator_client.get(reverse("model_download_status", args=[download.pk]))
+    assert escape(download.error) in fragment.content.decode()
+    page = operator_client.get(reverse("catalog")).content.decode()
+    assert f'name="key" value="{KEY}"' in page and "Try again" in page
