@@ -40,6 +40,15 @@ def test_it_downloads_a_hub_model_with_only_the_files_the_lab_loads(
     assert [p.name for p in (tmp_path / "store").iterdir()] == ["tiny"]  # no temp folder left
 
 
+def test_every_hub_file_comes_from_the_commit_that_was_planned(fake_hub, tiny_hub_model, tmp_path):
+    repo = fake_hub.add_folder(REPO, tiny_hub_model)
+
+    download(REPO, tmp_path / "tiny", lambda d, t: None)
+
+    resolved = [path for method, path in fake_hub.requests if "/resolve/" in path]
+    assert resolved and all(f"/resolve/{repo.commit}/" in path for path in resolved)
+
+
 def test_a_hub_repo_without_safetensors_is_refused_before_any_weights_move(
     fake_hub, tiny_hub_model, tmp_path
 ):
@@ -56,7 +65,7 @@ def test_a_hub_repo_without_safetensors_is_refused_before_any_weights_move(
 
 def test_a_gated_hub_repo_says_to_accept_the_licence(fake_hub, tiny_hub_model, tmp_path):
     fake_hub.add_folder(REPO, tiny_hub_model, gated=True)
-    assert len(plan(REPO)) == len(FETCHED)  # the file list of a gated repository is public
+    assert len(plan(REPO).files) == len(FETCHED)  # the file list of a gated repository is public
 
     with pytest.raises(HubError, match=rf"^{REPO} is gated: accept its licence .* HF_TOKEN"):
         download(REPO, tmp_path / "store" / "tiny", lambda d, t: None)

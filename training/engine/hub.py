@@ -17,6 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from training.engine.catalog import arch_from_config_dict
 from training.engine.store import ModelStoreError, check_safe_model_dir
@@ -39,8 +40,15 @@ def _gated(repo_id: str) -> str:
     )
 
 
-def plan(repo_id: str, revision: str | None = None) -> list[tuple[str, int]]:
-    """(file name, size in bytes) of every file to fetch; raises :class:`HubError`."""
+class Plan(NamedTuple):
+    # Every file is fetched at this commit: a branch that moves mid-download must not
+    # leave weights from one commit beside a config from another.
+    commit: str | None
+    files: list[tuple[str, int]]  # (file name, size in bytes)
+
+
+def plan(repo_id: str, revision: str | None = None) -> Plan:
+    """The commit and files to fetch; raises :class:`HubError`."""
     from huggingface_hub import HfApi, constants
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
@@ -68,7 +76,7 @@ def plan(repo_id: str, revision: str | None = None) -> list[tuple[str, int]]:
         )
     if "config.json" not in {name for name, _ in files}:
         raise HubError(f"{repo_id} has no config.json: it is not a transformers model")
-    return files
+    return Plan(info.sha or revision, files)
 
 
 def folder_bytes(folder: Path) -> int:
@@ -121,7 +129,7 @@ def download(
     revision: str | None = None,
 ) -> Path:
     """Fetch ``repo_id`` into ``target`` (which must not exist); all or nothing."""
-    files = plan(repo_id, revision)
+    commit, files = plan(repo_id, revision)
     total = sum(size for _, size in files)
     if target.exists():
         raise HubError(f"{target} already exists")
@@ -132,7 +140,7 @@ def download(
     poller.start()
     try:
         for name, _size in files:
-            _fetch(repo_id, name, revision, tmp)
+            _fetch(repo_id, name, commit, tmp)
         poller.done.set()
         poller.join()
         shutil.rmtree(tmp / ".cache", ignore_errors=True)  # huggingface_hub's bookkeeping
