@@ -19,6 +19,7 @@ import hashlib
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -74,6 +75,7 @@ class FakeHub:
         self.repos: dict[str, FakeRepo] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path without the query)
         self.failures: dict[str, str] = {}
+        self.hooks: dict[str, Callable[[], None]] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.hub = self  # type: ignore[attr-defined]
@@ -109,6 +111,10 @@ class FakeHub:
     def fail(self, name: str, mode: str) -> None:
         assert mode in ("500", "cut"), mode
         self.failures[name] = mode
+
+    def on_fetch(self, name: str, hook: Callable[[], None]) -> None:
+        """Run ``hook`` in the server thread when the client GETs ``name``, before the answer."""
+        self.hooks[name] = hook
 
     def fetched(self, method: str = "GET") -> list[str]:
         """File names the client asked for with ``method`` on /resolve/, in order."""
@@ -189,6 +195,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, "EntryNotFound", "Entry not found", send_body, commit=repo.commit)
             return
         data = repo.files[name]
+        if send_body and name in self.hub.hooks:
+            self.hub.hooks[name]()
         failure = self.hub.failures.get(name) if send_body else None
         if failure == "cut":
             self.hub.failures[name] = "500"  # whatever the client tries next fails

@@ -194,3 +194,33 @@ def test_a_hub_failing_mid_download_leaves_nothing_and_says_so(
     assert escape(download.error) in fragment.content.decode()
     page = operator_client.get(reverse("catalog")).content.decode()
     assert f'name="key" value="{KEY}"' in page and "Try again" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hub_model_that_cannot_be_registered_leaves_no_folder_behind(
+    operator_client,
+    django_capture_on_commit_callbacks,
+    fake_hub,
+    tiny_hub_model,
+    settings,
+    tmp_path,
+):
+    from django.db import connection
+
+    settings.MODEL_STORE_DIR = store = tmp_path / "store"
+    store.mkdir()
+    fake_hub.add_folder("HuggingFaceTB/SmolLM2-360M-Instruct", tiny_hub_model)
+    download = start(operator_client, django_capture_on_commit_callbacks)
+
+    def import_the_same_name_meanwhile() -> None:  # e.g. manage.py import_model, elsewhere
+        BaseModel.objects.create(name=download.name, path="/elsewhere", source="local")
+        connection.close()  # the server thread's own connection
+
+    fake_hub.on_fetch("model.safetensors", import_the_same_name_meanwhile)
+
+    run_download(download.pk)
+    download.refresh_from_db()
+    assert download.status == "failed"
+    assert download.error == f"a model called {download.name!r} is already in the store"
+    assert BaseModel.objects.get(name=download.name).path == "/elsewhere"
+    assert list(store.iterdir()) == []  # the downloaded folder went with the failed download
