@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -59,10 +60,13 @@ def run_download(download_id: int) -> None:
         if threading.current_thread().name == "hub-progress":
             connection.close()
 
+    taken = f"a model called {item.name!r} is already in the store"
+    fetched = False
     try:
         if BaseModel.objects.filter(name=item.name).exists():
-            raise RuntimeError(f"a model called {item.name!r} is already in the store")
+            raise RuntimeError(taken)
         hub_download(item.repo_id, target, on_progress)
+        fetched = True
         with transaction.atomic():
             model = BaseModel.objects.create(
                 name=item.name,
@@ -75,7 +79,11 @@ def run_download(download_id: int) -> None:
                 status="done", base_model=model, finished=timezone.now()
             )
     except Exception as exc:
-        logger.warning("download of %s failed: %s", item.repo_id, exc)
+        if fetched:  # fetched but not registered: a folder no model row points at
+            shutil.rmtree(target, ignore_errors=True)
+        # An IntegrityError here is the name, registered meanwhile (manage.py import_model).
+        error = taken if isinstance(exc, IntegrityError) else str(exc)
+        logger.warning("download of %s failed: %s", item.repo_id, error)
         ModelDownload.objects.filter(pk=download_id).update(
-            status="failed", error=str(exc), finished=timezone.now()
+            status="failed", error=error, finished=timezone.now()
         )

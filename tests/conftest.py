@@ -24,6 +24,36 @@ def bundled_model_dir():
     return import_bundled_model(Path(os.environ["SLMLAB_MODEL_STORE"]))
 
 
+@pytest.fixture(scope="session")
+def tiny_hub_model(bundled_model_dir, tmp_path_factory):
+    """A folder laid out like a Hub repository: a tiny Llama in safetensors, the bundled
+    tokenizer, and a pickle checkpoint, model code and a subfolder that must not be fetched."""
+    from tests.fakehub import write_tiny_model
+
+    return write_tiny_model(tmp_path_factory.mktemp("hub-repo"), bundled_model_dir)
+
+
+@pytest.fixture
+def fake_hub(monkeypatch, tmp_path):
+    """A Hub on 127.0.0.1 that the real huggingface_hub client downloads from (online)."""
+    import huggingface_hub.constants as hub_constants
+
+    from tests.fakehub import FakeHub
+
+    with FakeHub() as hub:
+        monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(hub_constants, "ENDPOINT", hub.url)
+        # Derived from HF_ENDPOINT at import time; file URLs are built from it.
+        monkeypatch.setattr(
+            hub_constants,
+            "HUGGINGFACE_CO_URL_TEMPLATE",
+            hub.url + "/{repo_id}/resolve/{revision}/{filename}",
+        )
+        # A download into a folder copies from the shared cache when a file is there.
+        monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+        yield hub
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     # Rate-limit counters live in the cache; one test's failures must not lock out the next.

@@ -1,16 +1,22 @@
-"""Hub downloads: operators only, on a worker, with progress; offline fails fast and clearly."""
+"""Hub downloads: operators only, on a worker, with progress; offline fails fast and clearly.
+
+The downloads themselves run against a fake Hub on 127.0.0.1 (tests/fakehub.py).
+"""
 
 import time
+from pathlib import Path
 
 import dramatiq
 import huggingface_hub.constants
 import pytest
 from django.urls import reverse
+from django.utils.html import escape
 
 from projects.downloads import run_download
 from projects.models import BaseModel, ModelDownload
 from tests.factories import make_user
 from training.engine.hub import folder_bytes
+from training.engine.store import load_model_and_tokenizer
 
 pytestmark = pytest.mark.django_db
 KEY = "smollm2-360m"  # a curated model that is not in the store
@@ -120,3 +126,101 @@ def test_progress_counts_partial_files(tmp_path):
     (tmp_path / ".cache" / "download" / "model.safetensors.incomplete").write_bytes(b"x" * 700)
     (tmp_path / "config.json").write_bytes(b"y" * 300)
     assert folder_bytes(tmp_path) == 1000
+
+
+def test_a_hub_download_through_the_worker_registers_a_model_that_loads(
+    operator_client,
+    django_capture_on_commit_callbacks,
+    fake_hub,
+    tiny_hub_model,
+    settings,
+    tmp_path,
+):
+    settings.MODEL_STORE_DIR = store = tmp_path / "store"
+    repo = fake_hub.add_folder("HuggingFaceTB/SmolLM2-360M-Instruct", tiny_hub_model)
+    download = start(operator_client, django_capture_on_commit_callbacks)
+
+    run_download(download.pk)
+    download.refresh_from_db()
+    assert download.status == "done", download.error
+    model = download.base_model
+    assert (model.name, model.source, model.licence) == (download.name, "hub", "apache-2.0")
+    folder = Path(model.path)
+    assert [p.name for p in store.iterdir()] == [folder.name] == [download.name]
+    names = {p.name for p in folder.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= names
+    assert not {"pytorch_model.bin", "modeling_tiny.py", "README.md", "original", ".cache"} & names
+    assert not {"pytorch_model.bin", "modeling_tiny.py"} & set(fake_hub.fetched("HEAD"))
+    fetched_bytes = sum(len(repo.files[name]) for name in names)
+    assert download.bytes_done == download.bytes_total == fetched_bytes == model.disk_bytes
+    assert model.context_length == 256
+
+    loaded, tokenizer = load_model_and_tokenizer(folder, quantization="none", device="cpu")
+    assert model.parameters == loaded.num_parameters()
+    ids = tokenizer("The capital of France is", return_tensors="pt").input_ids
+    assert loaded(ids).logits.shape == (1, ids.shape[1], len(tokenizer))
+
+    page = operator_client.get(reverse("catalog")).content.decode()
+    assert f'name="key" value="{KEY}"' not in page  # in the store now: no download button
+
+
+# Committed for real: the download outlives the progress thread's first tick (the client
+# waits a second before retrying), and that thread writes through its own connection.
+@pytest.mark.django_db(transaction=True)
+def test_a_hub_failing_mid_download_leaves_nothing_and_says_so(
+    operator_client,
+    django_capture_on_commit_callbacks,
+    fake_hub,
+    tiny_hub_model,
+    settings,
+    tmp_path,
+):
+    settings.MODEL_STORE_DIR = store = tmp_path / "store"
+    store.mkdir()
+    fake_hub.add_folder("HuggingFaceTB/SmolLM2-360M-Instruct", tiny_hub_model)
+    fake_hub.fail("model.safetensors", "cut")
+    download = start(operator_client, django_capture_on_commit_callbacks)
+
+    run_download(download.pk)
+    download.refresh_from_db()
+    assert download.status == "failed" and download.finished is not None
+    assert download.error.startswith("downloading model.safetensors from the Hugging Face Hub")
+    assert download.error.endswith("nothing was kept, try again later")
+    assert not BaseModel.objects.filter(name=download.name).exists()
+    assert list(store.iterdir()) == []  # no model folder, no temporary folder
+    assert not list((tmp_path / "hf-cache").rglob("*.incomplete"))
+
+    fragment = operator_client.get(reverse("model_download_status", args=[download.pk]))
+    assert escape(download.error) in fragment.content.decode()
+    page = operator_client.get(reverse("catalog")).content.decode()
+    assert f'name="key" value="{KEY}"' in page and "Try again" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hub_model_that_cannot_be_registered_leaves_no_folder_behind(
+    operator_client,
+    django_capture_on_commit_callbacks,
+    fake_hub,
+    tiny_hub_model,
+    settings,
+    tmp_path,
+):
+    from django.db import connection
+
+    settings.MODEL_STORE_DIR = store = tmp_path / "store"
+    store.mkdir()
+    fake_hub.add_folder("HuggingFaceTB/SmolLM2-360M-Instruct", tiny_hub_model)
+    download = start(operator_client, django_capture_on_commit_callbacks)
+
+    def import_the_same_name_meanwhile() -> None:  # e.g. manage.py import_model, elsewhere
+        BaseModel.objects.create(name=download.name, path="/elsewhere", source="local")
+        connection.close()  # the server thread's own connection
+
+    fake_hub.on_fetch("model.safetensors", import_the_same_name_meanwhile)
+
+    run_download(download.pk)
+    download.refresh_from_db()
+    assert download.status == "failed"
+    assert download.error == f"a model called {download.name!r} is already in the store"
+    assert BaseModel.objects.get(name=download.name).path == "/elsewhere"
+    assert list(store.iterdir()) == []  # the downloaded folder went with the failed download

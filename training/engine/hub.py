@@ -17,6 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from training.engine.catalog import arch_from_config_dict
 from training.engine.store import ModelStoreError, check_safe_model_dir
@@ -33,8 +34,21 @@ class HubError(ModelStoreError):
     """The Hub cannot give us this model (offline, not found, gated, unsafe)."""
 
 
-def plan(repo_id: str, revision: str | None = None) -> list[tuple[str, int]]:
-    """(file name, size in bytes) of every file to fetch; raises :class:`HubError`."""
+def _gated(repo_id: str) -> str:
+    return (
+        f"{repo_id} is gated: accept its licence on huggingface.co and set HF_TOKEN for the workers"
+    )
+
+
+class Plan(NamedTuple):
+    # Every file is fetched at this commit: a branch that moves mid-download must not
+    # leave weights from one commit beside a config from another.
+    commit: str | None
+    files: list[tuple[str, int]]  # (file name, size in bytes)
+
+
+def plan(repo_id: str, revision: str | None = None) -> Plan:
+    """The commit and files to fetch; raises :class:`HubError`."""
     from huggingface_hub import HfApi, constants
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
@@ -43,10 +57,7 @@ def plan(repo_id: str, revision: str | None = None) -> list[tuple[str, int]]:
     try:
         info = HfApi().model_info(repo_id, revision=revision, files_metadata=True)
     except GatedRepoError as exc:
-        raise HubError(
-            f"{repo_id} is gated: accept its licence on huggingface.co and set HF_TOKEN "
-            "for the workers"
-        ) from exc
+        raise HubError(_gated(repo_id)) from exc
     except RepositoryNotFoundError as exc:
         raise HubError(f"{repo_id} was not found on the Hugging Face Hub") from exc
     except Exception as exc:  # DNS, refused connection, timeouts, proxies: all "unreachable"
@@ -65,7 +76,7 @@ def plan(repo_id: str, revision: str | None = None) -> list[tuple[str, int]]:
         )
     if "config.json" not in {name for name, _ in files}:
         raise HubError(f"{repo_id} has no config.json: it is not a transformers model")
-    return files
+    return Plan(info.sha or revision, files)
 
 
 def folder_bytes(folder: Path) -> int:
@@ -90,6 +101,27 @@ class _ProgressPoller(threading.Thread):
             self.on_progress(min(folder_bytes(self.folder), self.total), self.total)
 
 
+def _fetch(repo_id: str, name: str, revision: str | None, folder: Path) -> None:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import GatedRepoError
+
+    try:
+        hf_hub_download(repo_id, name, revision=revision, local_dir=folder)
+    except GatedRepoError as exc:
+        # The Hub shows a gated repository's file list to anyone; only its files are refused.
+        raise HubError(_gated(repo_id)) from exc
+    except Exception as exc:  # the Hub failing mid-way: 5xx, a dropped connection, a short file
+        raise HubError(
+            f"downloading {name} from the Hugging Face Hub failed "
+            f"({type(exc).__name__}: {_first_line(exc)}); nothing was kept, try again later"
+        ) from exc
+
+
+def _first_line(exc: Exception) -> str:
+    # huggingface_hub appends the server's reply and links on further lines.
+    return (str(exc).splitlines() or [""])[0]
+
+
 def download(
     repo_id: str,
     target: Path,
@@ -97,9 +129,7 @@ def download(
     revision: str | None = None,
 ) -> Path:
     """Fetch ``repo_id`` into ``target`` (which must not exist); all or nothing."""
-    from huggingface_hub import hf_hub_download
-
-    files = plan(repo_id, revision)
+    commit, files = plan(repo_id, revision)
     total = sum(size for _, size in files)
     if target.exists():
         raise HubError(f"{target} already exists")
@@ -110,7 +140,7 @@ def download(
     poller.start()
     try:
         for name, _size in files:
-            hf_hub_download(repo_id, name, revision=revision, local_dir=tmp)
+            _fetch(repo_id, name, commit, tmp)
         poller.done.set()
         poller.join()
         shutil.rmtree(tmp / ".cache", ignore_errors=True)  # huggingface_hub's bookkeeping
@@ -119,6 +149,7 @@ def download(
         os.rename(tmp, target)
     except BaseException:
         poller.done.set()
+        poller.join()  # no progress reported after this call has returned
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     on_progress(total, total)

@@ -1,0 +1,285 @@
+"""A Hugging Face Hub on 127.0.0.1 for tests: just the endpoints a model download calls.
+
+The real ``huggingface_hub`` client talks HTTP to it, so a test exercises the same
+requests, headers and error codes as a download from huggingface.co:
+
+- ``GET /api/models/<repo>[/revision/<rev>]`` (``HfApi.model_info``, with
+  ``?blobs=true`` the siblings carry sizes, blob ids and LFS details);
+- ``HEAD /<repo>/resolve/<rev>/<file>`` (``get_hf_file_metadata``: ``X-Repo-Commit``,
+  ``ETag``, ``Content-Length``, and ``X-Linked-Etag``/``X-Linked-Size`` for LFS files);
+- ``GET /<repo>/resolve/<rev>/<file>``, with ``Range`` for resumed downloads.
+
+Errors carry the ``X-Error-Code`` header the client turns into ``RepositoryNotFoundError``,
+``GatedRepoError``, ``RevisionNotFoundError`` and ``RemoteEntryNotFoundError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+LFS_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".onnx"}
+MODEL_INFO = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?$")
+RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
+
+
+@dataclass
+class FakeRepo:
+    """One model repository at one commit: its files by path inside the repo."""
+
+    repo_id: str
+    files: dict[str, bytes]
+    gated: bool = False
+    commit: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        digest = hashlib.sha1(self.repo_id.encode())
+        for name in sorted(self.files):
+            digest.update(name.encode() + b"\0" + self.files[name])
+        self.commit = digest.hexdigest()
+
+    def is_lfs(self, name: str) -> bool:
+        return Path(name).suffix.lower() in LFS_SUFFIXES
+
+    def blob_id(self, name: str) -> str:
+        data = self.files[name]
+        return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+    def sha256(self, name: str) -> str:
+        return hashlib.sha256(self.files[name]).hexdigest()
+
+    def sibling(self, name: str) -> dict:
+        size = len(self.files[name])
+        entry: dict = {"rfilename": name, "size": size, "blobId": self.blob_id(name)}
+        if self.is_lfs(name):
+            entry["lfs"] = {"sha256": self.sha256(name), "size": size, "pointerSize": 134}
+        return entry
+
+
+class FakeHub:
+    """The server, its repositories, the requests it saw, and the failures to stage.
+
+    ``fail(name, "500")`` answers every GET of that file with a server error;
+    ``fail(name, "cut")`` sends half the file and drops the connection, then answers
+    the client's retries with a server error: the Hub went down.
+    """
+
+    def __init__(self) -> None:
+        self.repos: dict[str, FakeRepo] = {}
+        self.requests: list[tuple[str, str]] = []  # (method, path without the query)
+        self.failures: dict[str, str] = {}
+        self.hooks: dict[str, Callable[[], None]] = {}
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server.daemon_threads = True
+        self._server.hub = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="fake-hub", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> FakeHub:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def add_folder(self, repo_id: str, folder: Path, gated: bool = False) -> FakeRepo:
+        """Serve every file under ``folder`` (subfolders too) as the repository ``repo_id``."""
+        files = {
+            path.relative_to(folder).as_posix(): path.read_bytes()
+            for path in sorted(folder.rglob("*"))
+            if path.is_file()
+        }
+        repo = FakeRepo(repo_id, files, gated=gated)
+        self.repos[repo_id] = repo
+        return repo
+
+    def fail(self, name: str, mode: str) -> None:
+        assert mode in ("500", "cut"), mode
+        self.failures[name] = mode
+
+    def on_fetch(self, name: str, hook: Callable[[], None]) -> None:
+        """Run ``hook`` in the server thread when the client GETs ``name``, before the answer."""
+        self.hooks[name] = hook
+
+    def fetched(self, method: str = "GET") -> list[str]:
+        """File names the client asked for with ``method`` on /resolve/, in order."""
+        return [
+            unquote(m["file"])
+            for seen, path in self.requests
+            if seen == method and (m := RESOLVE.match(path))
+        ]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like the Hub; every answer has a length
+    server: ThreadingHTTPServer
+
+    @property
+    def hub(self) -> FakeHub:
+        return self.server.hub  # type: ignore[attr-defined]
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # quiet: the test asserts on hub.requests instead
+
+    def do_GET(self) -> None:
+        self._answer(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self._answer(send_body=False)
+
+    def _answer(self, send_body: bool) -> None:
+        path = urlsplit(self.path).path
+        self.hub.requests.append((self.command, path))
+        if self.command == "GET" and (m := MODEL_INFO.match(path)):
+            self._model_info(unquote(m["repo"]), unquote(m["rev"] or "main"))
+        elif m := RESOLVE.match(path):
+            self._resolve(unquote(m["repo"]), unquote(m["rev"]), unquote(m["file"]), send_body)
+        else:
+            self._error(404, "", "Not Found", send_body)
+
+    def _repo_at(self, repo_id: str, revision: str, send_body: bool) -> FakeRepo | None:
+        repo = self.hub.repos.get(repo_id)
+        if repo is None:
+            self._error(401, "RepoNotFound", "Repository not found", send_body)
+        elif revision not in ("main", repo.commit):
+            self._error(404, "RevisionNotFound", "Invalid rev id: " + revision, send_body)
+        else:
+            return repo
+        return None
+
+    def _model_info(self, repo_id: str, revision: str) -> None:
+        # Like the Hub, a gated repository's metadata is public; only its files are not.
+        repo = self._repo_at(repo_id, revision, send_body=True)
+        if repo is None:
+            return
+        info = {
+            "id": repo_id,
+            "modelId": repo_id,
+            "sha": repo.commit,
+            "private": False,
+            "gated": "manual" if repo.gated else False,
+            "disabled": False,
+            "tags": ["transformers", "safetensors"],
+            "siblings": [repo.sibling(name) for name in sorted(repo.files)],
+        }
+        body = json.dumps(info).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _resolve(self, repo_id: str, revision: str, name: str, send_body: bool) -> None:
+        repo = self._repo_at(repo_id, revision, send_body)
+        if repo is None:
+            return
+        if repo.gated:
+            self._error(401, "GatedRepo", f"Access to model {repo_id} is restricted.", send_body)
+            return
+        if name not in repo.files:
+            self._error(404, "EntryNotFound", "Entry not found", send_body, commit=repo.commit)
+            return
+        data = repo.files[name]
+        if send_body and name in self.hub.hooks:
+            self.hub.hooks[name]()
+        failure = self.hub.failures.get(name) if send_body else None
+        if failure == "cut":
+            self.hub.failures[name] = "500"  # whatever the client tries next fails
+        elif failure == "500":
+            self._error(500, "", "Internal Error", send_body)
+            return
+        resumed = self.headers.get("Range")
+        start = int(re.fullmatch(r"bytes=(\d+)-", resumed)[1]) if resumed else 0
+        self.send_response(206 if start else 200)
+        self.send_header("X-Repo-Commit", repo.commit)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Type", "application/octet-stream")
+        if repo.is_lfs(name):
+            self.send_header("ETag", f'"{repo.sha256(name)}"')
+            self.send_header("X-Linked-Etag", f'"{repo.sha256(name)}"')
+            self.send_header("X-Linked-Size", str(len(data)))
+        else:
+            self.send_header("ETag", f'"{repo.blob_id(name)}"')
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        if not send_body:
+            return
+        if failure == "cut":
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(data[start:])
+
+    def _error(
+        self, status: int, code: str, message: str, send_body: bool, commit: str = ""
+    ) -> None:
+        body = json.dumps({"error": message}).encode()
+        self.send_response(status)
+        if code:
+            self.send_header("X-Error-Code", code)
+        self.send_header("X-Error-Message", message)
+        if commit:
+            self.send_header("X-Repo-Commit", commit)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
+
+
+def write_tiny_model(folder: Path, tokenizer_dir: Path) -> Path:
+    """A real, loadable Llama model of a few MB in ``folder``, plus files a download must skip.
+
+    Weights in safetensors, the tokenizer of the model in ``tokenizer_dir``, and beside
+    them what a Hub repository often holds too: a pickle checkpoint, model code, a README
+    and a file in a subfolder.
+    """
+    import shutil
+
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        if (tokenizer_dir / name).exists():
+            shutil.copy(tokenizer_dir / name, folder / name)
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+    (folder / "modeling_tiny.py").write_text("raise SystemExit('model code must never run')\n")
+    (folder / "README.md").write_text("# tiny\n\nA test model.\n")
+    (folder / "original").mkdir(exist_ok=True)
+    (folder / "original" / "params.json").write_text('{"dim": 16}\n')
+    return folder
