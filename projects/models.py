@@ -223,8 +223,13 @@ class Dataset(models.Model):
         )
 
     def engine_options(self) -> dict:
-        """The RunConfig fields that tell the engine how to read and render this file."""
-        return self.spec().config_fields()
+        """The RunConfig fields that tell the engine how to read, render and split this file."""
+        return {
+            **self.spec().config_fields(),
+            "validation_path": self.validation_file.path if self.validation_file else "",
+            "validation_ratio": 0.0 if self.validation_file else self.val_percent / 100,
+            "split_seed": self.split_seed,
+        }
 
 
 class DatasetStats(models.Model):

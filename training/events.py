@@ -19,11 +19,14 @@ def run_group(run_id: int) -> str:
 
 
 def run_context(run: Run) -> dict:
-    metrics = list(run.metrics.values_list("step", "loss"))
+    rows = list(run.metrics.values_list("step", "loss", "eval_loss"))
+    evals = [(step, v) for step, _, v in rows if v is not None]
+    if evals and run.base_eval_loss is not None:
+        evals.insert(0, (0, run.base_eval_loss))
     logs = list(run.logs.order_by("-id").values_list("created", "line")[:200])[::-1]
     return {
         "run": run,
-        "chart": loss_chart(metrics),
+        "chart": loss_chart([(step, loss) for step, loss, _ in rows], evals),
         "logs": logs,
         "chat_form": ChatForm(),
         "queue": _queue_info(run),
@@ -68,21 +71,32 @@ def _send(run_id: int, render) -> None:
     )
 
 
-def loss_chart(points: list[tuple[int, float]], width: int = 640, height: int = 220) -> dict:
-    """Scale (step, loss) points into an SVG polyline; at most ~400 points are drawn."""
+def loss_chart(
+    points: list[tuple[int, float]],
+    eval_points: list[tuple[int, float]] | None = None,
+    width: int = 640,
+    height: int = 220,
+) -> dict:
+    """Scale training and validation (step, loss) points into SVG polylines on one scale.
+
+    At most ~400 training points are drawn; validation points are few and all drawn.
+    """
     pad_l, pad_r, pad_t, pad_b = 48, 12, 12, 28
+    eval_points = eval_points or []
     if not points:
         return {"width": width, "height": height, "polyline": "", "ticks": [], "empty": True}
     stride = max(1, len(points) // 400)
     shown = points[::stride]
     if shown[-1] != points[-1]:
         shown.append(points[-1])
-    steps = [s for s, _ in shown]
-    losses = [v for _, v in shown]
+    everything = shown + eval_points
+    steps = [s for s, _ in everything]
+    losses = [v for _, v in everything]
     lo, hi = min(losses), max(losses)
     if hi - lo < 1e-9:
         lo, hi = lo - 0.5, hi + 0.5
-    s0, s1 = steps[0], max(steps[-1], steps[0] + 1)
+    s0 = min(steps)
+    s1 = max(max(steps), s0 + 1)
     plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
 
     def x(step: float) -> float:
@@ -91,18 +105,22 @@ def loss_chart(points: list[tuple[int, float]], width: int = 640, height: int = 
     def y(loss: float) -> float:
         return pad_t + plot_h * (1 - (loss - lo) / (hi - lo))
 
-    polyline = " ".join(f"{x(s):.1f},{y(v):.1f}" for s, v in shown)
+    def line(series: list[tuple[int, float]]) -> str:
+        return " ".join(f"{x(s):.1f},{y(v):.1f}" for s, v in series)
+
     ticks = [{"y": y(v), "label": f"{v:.3g}"} for v in (hi, (hi + lo) / 2, lo)]
     return {
         "width": width,
         "height": height,
-        "polyline": polyline,
+        "polyline": line(shown),
+        "eval_polyline": line(eval_points),
+        "eval_dots": [{"x": x(s), "y": y(v), "step": s, "loss": v} for s, v in eval_points],
         "ticks": ticks,
         "empty": False,
         "left": pad_l,
         "right": width - pad_r,
         "bottom": height - pad_b,
         "first_step": s0,
-        "last_step": steps[-1],
+        "last_step": max(steps),
         "last_loss": points[-1][1],
     }

@@ -23,6 +23,7 @@ CONFIG_FIELDS = [
     "grad_accum",
     "max_seq_len",
     "seed",
+    "eval_every",
     "checkpoint_every",
     "keep_checkpoints",
 ]
@@ -61,6 +62,15 @@ class RunForm(forms.Form):
     grad_accum = forms.IntegerField(label=_("Gradient accumulation"), min_value=1, max_value=512)
     max_seq_len = forms.IntegerField(label=_("Max sequence length"), min_value=16, max_value=32768)
     seed = forms.IntegerField(label=_("Seed"), min_value=0, max_value=2**31 - 1)
+    eval_every = forms.IntegerField(
+        label=_("Validation loss every (steps)"),
+        required=False,
+        min_value=0,
+        max_value=1_000_000,
+        help_text=_(
+            "On the dataset's validation split, and at the last step; 0 = about ten times a run"
+        ),
+    )
     checkpoint_every = forms.IntegerField(
         label=_("Checkpoint every (steps)"),
         required=False,

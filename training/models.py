@@ -60,6 +60,9 @@ class Run(models.Model):
     cpu_peak_rss_mb = models.FloatField(null=True, blank=True)
     gpu_mem_mb = models.FloatField(null=True, blank=True)
     gpu_peak_mb = models.FloatField(null=True, blank=True)
+    # Validation loss of the model before training (the base model) and the latest one.
+    base_eval_loss = models.FloatField(null=True, blank=True)
+    eval_loss = models.FloatField(null=True, blank=True)
 
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
@@ -166,11 +169,13 @@ class Run(models.Model):
         so the steps the worker trains again are stored once."""
         self.metrics.filter(step__gt=step).delete()
         kept = self.metrics.order_by("-step").first()
+        evaluated = self.metrics.filter(eval_loss__isnull=False).order_by("-step").first()
         self.step = step
         self.loss = kept.loss if kept else None
         self.epoch = kept.epoch if kept else 0
+        self.eval_loss = evaluated.eval_loss if evaluated else None
         self.train_tokens = self.metrics.aggregate(n=models.Sum("tokens"))["n"] or 0
-        self.save(update_fields=["step", "loss", "epoch", "train_tokens"])
+        self.save(update_fields=["step", "loss", "epoch", "eval_loss", "train_tokens"])
 
     def stop_to_resume(self, worker: str, error: str) -> bool:
         """A worker going away hands its run back: running → interrupted (resumes later)."""
@@ -217,6 +222,7 @@ class RunMetric(models.Model):
     loss = models.FloatField()
     learning_rate = models.FloatField()
     grad_norm = models.FloatField(null=True)
+    eval_loss = models.FloatField(null=True, help_text=_("Validation loss, on evaluation steps."))
     tokens = models.PositiveIntegerField()
     tokens_per_second = models.FloatField()
     elapsed_s = models.FloatField()

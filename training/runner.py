@@ -109,12 +109,21 @@ class RunReporter:
         self.log_tensorboard(m)
         self.push(force=first)
 
+    def on_eval(self, step: int, loss: float) -> None:
+        """Step 0 is the base model's validation loss; later ones go on that step's row."""
+        run = self.run
+        if step == 0:
+            run.base_eval_loss = loss
+            run.save(update_fields=["base_eval_loss"])
+        else:
+            RunMetric.objects.filter(run=run, step=step).update(eval_loss=loss)
+            run.eval_loss = loss
+            run.save(update_fields=["eval_loss"])
+        self.scalars(step, {"eval/loss": loss})
+        self.push(force=True)
+
     def log_tensorboard(self, m: StepMetrics) -> None:
         """TensorBoard event files per run (downloadable from the run page)."""
-        if self.tensorboard is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tensorboard = SummaryWriter(log_dir=str(self.run.output_dir / "tensorboard"))
         scalars = {
             "train/loss": m.loss,
             "train/learning_rate": m.learning_rate,
@@ -123,10 +132,18 @@ class RunReporter:
             "memory/cpu_rss_mb": m.cpu_rss_mb,
             "memory/gpu_mb": m.gpu_mem_mb,
         }
+        self.scalars(m.step, scalars)
+
+    def scalars(self, step: int, scalars: dict[str, float | None]) -> None:
+        """The same scalars to TensorBoard and, when configured, MLflow."""
+        if self.tensorboard is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tensorboard = SummaryWriter(log_dir=str(self.run.output_dir / "tensorboard"))
         for tag, value in scalars.items():
             if value is not None:
-                self.tensorboard.add_scalar(tag, value, m.step)
-        self.mlflow.log_step(m.step, scalars)
+                self.tensorboard.add_scalar(tag, value, step)
+        self.mlflow.log_step(step, scalars)
 
     def close(self, status: str) -> None:
         if self.tensorboard is not None:
@@ -193,6 +210,7 @@ def _train(run: Run) -> None:
             on_log=reporter.on_log,
             should_stop=reporter.should_stop,
             resume_from=saved,
+            on_eval=reporter.on_eval,
         )
     except Exception as exc:
         reporter.close("failed")
@@ -285,6 +303,8 @@ def run_summary(run: Run) -> dict:
         "config": run.config,
         "progress": {"step": run.step, "total_steps": run.total_steps, "epoch": run.epoch},
         "final_loss": run.loss,
+        "eval_loss": run.eval_loss,
+        "base_eval_loss": run.base_eval_loss,
         "tokens_per_second": run.tokens_per_second,
         "train_tokens": run.train_tokens,
         "memory_mb": {"cpu_peak_rss": run.cpu_peak_rss_mb, "gpu_peak": run.gpu_peak_mb},
@@ -301,6 +321,7 @@ def run_summary(run: Run) -> dict:
                 "step": m.step,
                 "epoch": m.epoch,
                 "loss": m.loss,
+                "eval_loss": m.eval_loss,
                 "learning_rate": m.learning_rate,
                 "tokens_per_second": m.tokens_per_second,
                 "elapsed_s": m.elapsed_s,

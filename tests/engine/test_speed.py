@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,40 @@ def test_fast_dropout_masks_are_bernoulli_scaled_independent_and_reproducible() 
     assert 0.8 < (kept == (second != 0)).float().mean() < 0.84  # ≈ 0.9² + 0.1²: independent
     assert torch.equal(FastDropout(seed=3)(x, 0.1, True), first)
     assert draw(x, 0.1, training=False) is x and draw(x, 0.0, training=True) is x
+
+
+def plain_mixed_precision(model: Any) -> Any:
+    """The same precision policy written plainly, with peft's modules and no fusion: the
+    frozen base matmul on bf16 input and weights, the LoRA branch in fp32, added in fp32."""
+
+    def forward(self: Any, x: torch.Tensor) -> torch.Tensor:
+        base = self.base_layer(x.bfloat16())
+        with torch.autocast("cpu", enabled=False):
+            a, b = self.lora_A["default"], self.lora_B["default"]
+            return base.float() + self.scaling["default"] * b(a(x.float()))
+
+    for layer in lora_layers(model):
+        layer.base_layer.weight.data = layer.base_layer.weight.data.bfloat16()
+        layer.forward = types.MethodType(forward, layer)
+    setattr(model, speed.AUTOCAST_ATTR, torch.bfloat16)
+    return model
+
+
+@needs_bf16
+def test_under_bf16_autocast_the_fused_forward_is_exactly_the_plain_mixed_precision_one() -> None:
+    # bf16 itself is a precision choice, bounded against fp32 below; everything the
+    # optimised path does on top of it (fused addmm, one cast of x, weights stored in
+    # bf16 once) must not change a single bit of the loss or of any gradient.
+    batch = pack(random_examples([40, 7, 23, 64, 2, 31]), pad_id=0, row_len=64)
+    ref_loss, ref_grads = loss_and_grads(plain_mixed_precision(tiny_llama()), batch)
+    model = speed_up(tiny_llama(), lora_config(autocast="bfloat16"), seed=1)
+
+    loss, grads = loss_and_grads(model, batch)
+
+    assert loss == ref_loss
+    for name, grad in ref_grads.items():
+        assert grad.abs().max() > 0, name
+        torch.testing.assert_close(grads[name], grad, atol=1e-6, rtol=0, msg=name)
 
 
 @needs_bf16

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from training.engine.config import RunConfig
+
 MARKER = "complete.json"
 STATE = "state.json"
 _NAME = re.compile(r"^step-(\d{8})$")
@@ -35,6 +37,8 @@ _RESUMABLE_CHANGES = {
     "keep_checkpoints",
     "time_limit_s",
     "log_every",
+    "validation_path",
+    "eval_every",
 }
 
 
@@ -169,7 +173,10 @@ def read_state(checkpoint: Checkpoint) -> dict[str, Any]:
 
 def check_compatible(checkpoint: Checkpoint, config: dict[str, Any]) -> None:
     """Refuse to resume with settings that change what the saved state means."""
-    saved = read_state(checkpoint).get("config", {})
+    # A setting added after the checkpoint was written had its default then.
+    defaults = RunConfig("-", "-", "-").to_dict()
+    saved = {**defaults, **read_state(checkpoint).get("config", {})}
+    config = {**defaults, **config}
     changed = sorted(
         name
         for name in set(saved) | set(config)

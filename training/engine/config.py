@@ -93,10 +93,18 @@ class RunConfig:
     dataset_text_split: str = "line"
     prompt_template: str = "model"
     custom_template: str = ""
+    # Validation: a separate file read like the dataset, or else a seeded share of
+    # the dataset's rows held out of training (the same split the dataset page shows).
+    validation_path: str = ""
+    validation_ratio: float = 0.0
+    split_seed: int = 0
+    # Validation loss every N optimizer steps and at the last step; 0: about ten
+    # evaluations over the run. Runs without validation data never evaluate.
+    eval_every: int = 0
 
     def __post_init__(self) -> None:
         # Callers naturally pass Path objects; YAML and JSON want plain strings.
-        for name in ("model_dir", "dataset_path", "output_dir"):
+        for name in ("model_dir", "dataset_path", "output_dir", "validation_path"):
             value = getattr(self, name)
             if isinstance(value, Path):
                 setattr(self, name, str(value))
@@ -158,6 +166,18 @@ class RunConfig:
         )
         need(_num(self.keep_checkpoints) and self.keep_checkpoints >= 1, "keep_checkpoints", ">= 1")
         need(_num(self.time_limit_s) and self.time_limit_s >= 0, "time_limit_s", "0 or more")
+        need(
+            _num(self.validation_ratio) and 0 <= self.validation_ratio <= 0.5,
+            "validation_ratio",
+            "must be 0-0.5 (the share of rows held out)",
+        )
+        need(_num(self.split_seed) and self.split_seed >= 0, "split_seed", "must be >= 0")
+        need(_num(self.eval_every) and self.eval_every >= 0, "eval_every", "0 (auto) or more")
+        need(
+            not (self.validation_path and self.validation_ratio),
+            "validation_ratio",
+            "a separate validation file and a held-out share cannot both be set",
+        )
         if isinstance(self.target_modules, str):
             need(
                 self.target_modules in TARGET_PRESETS,
@@ -167,6 +187,14 @@ class RunConfig:
         elif isinstance(self.target_modules, list):
             need(bool(self.target_modules), "target_modules", "must not be an empty list")
         return errors
+
+    @property
+    def has_validation(self) -> bool:
+        return bool(self.validation_path) or self.validation_ratio > 0
+
+    def eval_interval(self, total_steps: int) -> int:
+        """Steps between evaluations ("auto" resolved to about ten per run)."""
+        return self.eval_every or max(1, math.ceil(total_steps / 10))
 
     def resolved_compute_dtype(self, cuda_available: bool, bf16_supported: bool) -> str:
         """The concrete compute dtype for this device ("auto" resolved)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from training.engine.train import Example, collate, count_trained, summed_loss
+from training.engine.batches import Example, collate, count_trained, summed_loss
 
 
 @dataclass(frozen=True)

@@ -19,15 +19,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from training.engine import checkpoint, speed, store
+from training.engine.batches import (
+    Batch,
+    Example,
+    collate,
+    count_real,
+    count_trained,
+    make_batch,
+    pack,
+    summed_loss,
+)
 from training.engine.checkpoint import Checkpoint
 from training.engine.config import ATTENTION_MODULES, ConfigError, RunConfig
-from training.engine.data import IGNORE_INDEX, DataSpec, load_examples, read_dataset
-
-Example = dict[str, list[int]]
-Batch = dict[str, torch.Tensor]
+from training.engine.data import DataSpec, load_examples, read_dataset
+from training.engine.evaluate import evaluation_loss
+from training.engine.stats import split_rows
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,7 @@ class TrainResult:
     peak_gpu_mb: float | None
     adapter_dir: str | None
     elapsed_s: float
+    eval_loss: float | None = None  # the last validation loss, when the run has validation data
 
 
 # What ``should_stop`` may answer: nothing (go on), True or CANCEL (stop, keep
@@ -77,6 +86,24 @@ TIME_LIMIT = "time_limit"
 MetricsCallback = Callable[[StepMetrics], None]
 LogCallback = Callable[[str], None]
 StopCallback = Callable[[], bool | str | None]
+# Called with (step, validation loss) after each evaluation; step 0 is the model
+# before training (the base model: fresh LoRA adapters change nothing yet).
+EvalCallback = Callable[[int, float], None]
+
+# Batch helpers live in training.engine.batches; callers and tests import them from here too.
+__all__ = [
+    "Batch",
+    "Example",
+    "StepMetrics",
+    "TrainResult",
+    "collate",
+    "count_real",
+    "count_trained",
+    "make_batch",
+    "pack",
+    "summed_loss",
+    "train",
+]
 
 
 def train(
@@ -85,6 +112,7 @@ def train(
     on_log: LogCallback | None = None,
     should_stop: StopCallback | None = None,
     resume_from: Checkpoint | None = None,
+    on_eval: EvalCallback | None = None,
 ) -> TrainResult:
     """Fine-tune ``config.model_dir`` on ``config.dataset_path`` and save a LoRA adapter.
 
@@ -99,7 +127,7 @@ def train(
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
     log(f"reading dataset {config.dataset_path}…")
-    rows = read_dataset(config.dataset_path, DataSpec.from_config(config))
+    rows, validation = split_for_run(config)
     log(f"loading model {config.model_dir} ({config.quantization}) on {device}…")
     compute_dtype = config.resolved_compute_dtype(
         device == "cuda", device == "cuda" and torch.cuda.is_bf16_supported()
@@ -116,13 +144,44 @@ def train(
     log(f"{len(examples)} training examples ({dropped} dropped: nothing left to train)")
     if not examples:
         raise ConfigError({"max_seq_len": "too short: every example lost all its answer tokens"})
+    val_examples, _ = load_examples(tokenizer, validation, config)
+    if config.has_validation:
+        log(
+            f"validation: {len(validation)} rows, {len(val_examples)} examples"
+            + ("" if val_examples else " (none has a trained token left: no validation loss)")
+        )
 
     model = attach_lora(model, config)
     trainable, total = model.get_nb_trainable_parameters()
     log(f"trainable params: {trainable:,} / {total:,} ({100 * trainable / total:.3f}%)")
     return run_loop(
-        model, tokenizer, examples, config, device, on_metrics, log, should_stop, resume_from
+        model,
+        tokenizer,
+        examples,
+        config,
+        device,
+        on_metrics,
+        log,
+        should_stop,
+        resume_from,
+        val_examples=val_examples,
+        on_eval=on_eval,
     )
+
+
+def split_for_run(config: RunConfig) -> tuple[list[Any], list[Any]]:
+    """(training rows, validation rows): the validation file, or the seeded held-out share.
+
+    The share is drawn as ``training.engine.stats.split_rows`` draws it, so a run holds
+    out exactly the rows the dataset page counts.
+    """
+    spec = DataSpec.from_config(config)
+    rows = read_dataset(config.dataset_path, spec)
+    if config.validation_path:
+        return rows, read_dataset(config.validation_path, spec)
+    if config.validation_ratio > 0:
+        return split_rows(rows, config.validation_ratio, config.split_seed)
+    return rows, []
 
 
 def configure_threads() -> None:
@@ -170,6 +229,7 @@ def attach_lora(model: Any, config: RunConfig) -> Any:
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=config.gradient_checkpointing
         )
+        keep_4bit_layout_for_training(model)
     elif config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
@@ -184,70 +244,17 @@ def attach_lora(model: Any, config: RunConfig) -> Any:
     return speed.speed_up(get_peft_model(model, lora), config)
 
 
-def collate(examples: list[Example], pad_id: int) -> Batch:
-    """Right-pad to the longest example in the batch; padding is masked everywhere."""
-    width = max(len(e["input_ids"]) for e in examples)
-    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
-    attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for i, e in enumerate(examples):
-        n = len(e["input_ids"])
-        input_ids[i, :n] = torch.tensor(e["input_ids"])
-        labels[i, :n] = torch.tensor(e["labels"])
-        attention_mask[i, :n] = 1
-    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+def keep_4bit_layout_for_training(model: Any) -> None:
+    """Stop bitsandbytes repacking 4-bit weights for CPU inference during an evaluation.
 
-
-def pack(examples: list[Example], pad_id: int, row_len: int) -> Batch:
-    """Several examples per row (first-fit decreasing into rows of ``row_len`` tokens).
-
-    Positions restart at 0 for each example, and there is no ``attention_mask``:
-    transformers then reads each reset as a sequence boundary and builds a
-    block-diagonal causal mask, so no token sees another example and RoPE sees the
-    same positions as in a padded row. The first label of every example is masked,
-    because in a packed row the previous example's last position would predict it.
-    Trailing pad forms one more sequence of its own whose outputs are never used.
-    ``token_mask`` marks the real tokens.
+    On a CPU with avx512_bf16, a ``Linear4bit`` in eval mode under ``no_grad`` rewrites
+    its weight once into an inference-only layout, and every later forward then takes
+    a kernel without a backward: the training steps after the first validation loss
+    would silently stop sending gradients through the base layers.
     """
-    rows: list[list[Example]] = []
-    room: list[int] = []
-    for e in sorted(examples, key=lambda e: len(e["input_ids"]), reverse=True):
-        n = len(e["input_ids"])
-        fits = next((i for i, free in enumerate(room) if n <= free), None)
-        if fits is None:
-            rows.append([e])
-            room.append(max(row_len, n) - n)
-        else:
-            rows[fits].append(e)
-            room[fits] -= n
-    width = max(sum(len(e["input_ids"]) for e in row) for row in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-    position_ids = torch.zeros((len(rows), width), dtype=torch.long)
-    token_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for r, row in enumerate(rows):
-        start = 0
-        for e in row:
-            n = len(e["input_ids"])
-            input_ids[r, start : start + n] = torch.tensor(e["input_ids"])
-            labels[r, start + 1 : start + n] = torch.tensor(e["labels"][1:], dtype=torch.long)
-            position_ids[r, start : start + n] = torch.arange(n)
-            token_mask[r, start : start + n] = 1
-            start += n
-        position_ids[r, start:] = torch.arange(width - start)
-    return {
-        "input_ids": input_ids,
-        "labels": labels,
-        "position_ids": position_ids,
-        "token_mask": token_mask,
-    }
-
-
-def make_batch(examples: list[Example], config: RunConfig, pad_id: int) -> Batch:
-    """A packed micro-batch by default; a right-padded one with ``packing`` off."""
-    if config.packing:
-        return pack(examples, pad_id, config.max_seq_len)
-    return collate(examples, pad_id)
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
 
 
 def iterate_batches(
@@ -261,42 +268,6 @@ def iterate_batches(
         for start in range(0, len(order), batch_size):
             yield epoch, [examples[i] for i in order[start : start + batch_size]]
         epoch += 1
-
-
-def count_trained(batch: Batch) -> int:
-    """Tokens that contribute to the loss (labels are shifted by one position)."""
-    return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
-
-
-def count_real(batch: Batch) -> int:
-    """Real (non-pad) tokens of a padded or packed batch."""
-    mask = batch["token_mask"] if "token_mask" in batch else batch["attention_mask"]
-    return int(mask.sum())
-
-
-def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
-    """Sum of token cross-entropies; the caller divides by the window's trained tokens.
-
-    Only positions whose next token is trained go through the LM head
-    (``logits_to_keep`` as a boolean mask): the head is a 49k-wide projection, and
-    masked prompt and pad positions would pay for it for nothing. The forward runs
-    under the autocast :func:`attach_lora` chose; the loss is always fp32.
-    """
-    targets = batch["labels"][:, 1:]
-    predicts = targets != IGNORE_INDEX
-    keep = torch.nn.functional.pad(predicts, (0, 1), value=False)  # position t predicts t+1
-    if "position_ids" in batch:  # packed: the position resets are the example boundaries
-        boundaries = {"position_ids": batch["position_ids"]}
-    else:
-        boundaries = {"attention_mask": batch["attention_mask"]}
-    # No KV cache: training never reuses it, and with one transformers ignores packing.
-    with speed.autocast_context(model, batch["input_ids"].device.type):
-        logits = model(
-            input_ids=batch["input_ids"], logits_to_keep=keep, use_cache=False, **boundaries
-        ).logits
-    return F.cross_entropy(
-        logits.reshape(-1, logits.size(-1)).float(), targets[predicts], reduction="sum"
-    )
 
 
 def plan_steps(config: RunConfig, n_examples: int) -> tuple[int, int]:
@@ -320,6 +291,10 @@ class _Clock:
     def carry_on(self, elapsed_s: float, tokens: int) -> None:
         self.start = time.perf_counter() - elapsed_s
         self.tokens = tokens
+
+    def pause(self, seconds: float) -> None:
+        """Leave ``seconds`` (spent evaluating) out of training time."""
+        self.start += seconds
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
@@ -348,8 +323,10 @@ def run_loop(
     log: LogCallback,
     should_stop: StopCallback | None,
     resume_from: Checkpoint | None = None,
+    val_examples: list[Example] | None = None,
+    on_eval: EvalCallback | None = None,
 ) -> TrainResult:
-    """Optimizer steps until done or stopped; checkpoints on the way; then report."""
+    """Optimizer steps until done or stopped; evaluations and checkpoints on the way."""
     from transformers import get_scheduler
 
     steps_per_epoch, total_steps = plan_steps(config, len(examples))
@@ -402,6 +379,26 @@ def run_loop(
         )
         log(f"checkpoint {saved.path.name} saved")
 
+    eval_every = config.eval_interval(total_steps)
+    eval_loss: float | None = None
+
+    def evaluate(at_step: int) -> float | None:
+        # Held-out loss without dropout; its time is kept out of tokens/s and the ETA.
+        if not val_examples:
+            return None
+        began = time.perf_counter()
+        result = evaluation_loss(model, val_examples, pad_id, batch_size=config.batch_size)
+        clock.pause(time.perf_counter() - began)
+        log(
+            f"validation loss {result.loss:.4f} (perplexity {result.perplexity:.2f}) "
+            f"at step {at_step}, over {result.tokens:,} tokens"
+        )
+        if on_eval is not None:
+            on_eval(at_step, result.loss)
+        return result.loss
+
+    if resume_from is None:
+        evaluate(0)
     model.train()
     stop: str | None = None
     rng_at_window = rng_now()
@@ -452,6 +449,8 @@ def run_loop(
             on_metrics(metrics)
         if step % config.log_every == 0 or step == total_steps:
             log(f"step {step}/{total_steps} loss {loss:.4f} lr {learning_rate:.2e}")
+        if step % eval_every == 0 or step == total_steps:
+            eval_loss = evaluate(step)
         if step < total_steps and config.time_limit_s and clock.elapsed() >= config.time_limit_s:
             stop = TIME_LIMIT
             log(f"time limit of {config.time_limit_s:.0f} s reached at step {step}/{total_steps}")
@@ -462,7 +461,7 @@ def run_loop(
             saved_step = step
     if stop in (SHUTDOWN, TIME_LIMIT) and step > 0 and saved_step != step:
         save_checkpoint(rng_at_window, micro_seen)
-    return finish(model, tokenizer, config, step, loss, clock, stop, log)
+    return finish(model, tokenizer, config, step, loss, clock, stop, log, eval_loss)
 
 
 def build_optimizer(params: list[torch.nn.Parameter], config: RunConfig) -> torch.optim.Optimizer:
@@ -558,6 +557,7 @@ def finish(
     clock: _Clock,
     stop: str | None,
     log: LogCallback,
+    eval_loss: float | None = None,
 ) -> TrainResult:
     """Save the adapter (completed or time-limited runs) and write ``train_result.json``."""
     status = {
@@ -589,6 +589,7 @@ def finish(
         peak_gpu_mb=gpu_memory_mb()[1],
         adapter_dir=str(adapter_dir) if adapter_dir else None,
         elapsed_s=clock.elapsed(),
+        eval_loss=eval_loss,
     )
     if status != "lost":  # the worker that owns the run now writes its own
         output_dir.mkdir(parents=True, exist_ok=True)
