@@ -53,7 +53,16 @@ def test_the_journey_from_upload_to_chat_and_adapter(browser, live_lab, tmp_path
     page.get_by_role("button", name="Upload dataset").click()
     expect(page.get_by_test_id("row-count")).to_have_text("64", timeout=30_000)
 
+    # A quarter of the rows held out for validation.
+    page.get_by_text("Change the split").click()
+    page.locator("[data-testid=split-form] input[name=val_percent]").fill("25")
+    page.get_by_role("button", name="Save split").click()
+    expect(page.get_by_test_id("split-summary")).to_contain_text(
+        "48 training rows, 16 validation rows", timeout=30_000
+    )
+
     page.get_by_role("button", name="Train on this").click()
+    page.locator("input[name=eval_every]").fill("3")
     page.locator("input[name=max_steps]").fill("6")
     page.locator("input[name=batch_size]").fill("2")
     page.locator("input[name=max_seq_len]").fill("96")
@@ -67,12 +76,17 @@ def test_the_journey_from_upload_to_chat_and_adapter(browser, live_lab, tmp_path
     )
     expect(page.get_by_test_id("loss")).not_to_have_text("\u2013", timeout=30_000)
     expect(page.get_by_test_id("run-status")).to_have_text("completed", timeout=300_000)
-    expect(page.get_by_test_id("loss-chart").locator("polyline")).to_have_count(1)
+    # The validation curve: the base model, then steps 3 and 6, pushed as they came.
+    expect(page.get_by_test_id("eval-curve")).to_have_attribute("data-points", "3")
+    expect(page.get_by_test_id("eval-loss")).not_to_have_text("\u2013")
+    expect(page.get_by_test_id("base-eval-loss")).to_be_visible()
 
     # The database is the truth: the JSON the page's data comes from has every step once.
     result = page.request.get(url + run_path.rstrip("/") + ".json").json()
     assert result["status"] == "completed"
     assert [m["step"] for m in result["metrics"]] == [1, 2, 3, 4, 5, 6]
+    evaluated = [m["step"] for m in result["metrics"] if m["eval_loss"] is not None]
+    assert evaluated == [3, 6] and result["eval_loss"] < result["base_eval_loss"]
     assert result["first_metric"] is not None
 
     page.locator("textarea[name=prompt]").fill("What is the capital of Thailand?")
