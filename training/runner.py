@@ -254,23 +254,31 @@ def _duration(seconds: int) -> str:
 _chat_cache: dict[str, object] = {}
 
 
-def _chat_model(base_dir: str, adapter_dir: str):
+def _chat_model(run: Run):
+    """The run's base model with its adapter, prompted with the template it trained on."""
     from training.engine.chat import ChatModel
 
-    key = f"{base_dir}|{adapter_dir}"
+    template, custom = run.dataset.template, run.dataset.custom_template
+    key = f"{run.base_model.path}|{run.adapter_dir}|{template}|{custom}"
     if key not in _chat_cache:
         _chat_cache.clear()
-        _chat_cache[key] = ChatModel(Path(base_dir), Path(adapter_dir))
+        _chat_cache[key] = ChatModel(
+            Path(run.base_model.path), run.adapter_dir, template=template, custom_template=custom
+        )
     return _chat_cache[key]
 
 
 def answer_chat(exchange_id: int) -> None:
-    exchange = ChatExchange.objects.select_related("run__base_model").filter(pk=exchange_id).first()
+    exchange = (
+        ChatExchange.objects.select_related("run__base_model", "run__dataset")
+        .filter(pk=exchange_id)
+        .first()
+    )
     if exchange is None or exchange.status != ChatExchange.Status.PENDING:
         return
     run = exchange.run
     try:
-        model = _chat_model(run.base_model.path, str(run.adapter_dir))
+        model = _chat_model(run)
         answers = model.compare(
             exchange.messages(),
             max_new_tokens=exchange.max_new_tokens,

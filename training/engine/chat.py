@@ -15,8 +15,28 @@ from typing import Any
 import torch
 
 from training.engine import store
+from training.engine.templates import inference_prompt
 
 Message = dict[str, str]
+
+
+def encode_prompt(
+    tokenizer: Any, messages: list[Message], template: str = "model", custom_template: str = ""
+) -> Any:
+    """Token ids for a chat, rendered as the run's template rendered training prompts.
+
+    The model template uses the tokenizer's chat template (all the turns); Alpaca and
+    custom templates are single-turn: the system prompt and the last user message,
+    tokenized without added special tokens, as in training.
+    """
+    if template == "model":
+        return tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+    system = next((m["content"] for m in messages if m["role"] == "system"), "")
+    question = [m["content"] for m in messages if m["role"] == "user"][-1]
+    text = inference_prompt(question, system, template, custom_template)
+    return tokenizer(text, add_special_tokens=False, return_tensors="pt")
 
 
 class ChatModel:
@@ -28,7 +48,11 @@ class ChatModel:
         adapter_dir: Path | str | None = None,
         quantization: store.Quantization = "none",
         device: str | None = None,
+        template: str = "model",
+        custom_template: str = "",
     ) -> None:
+        # How the run's dataset rendered prompts: the tuned model is asked the same way.
+        self.template, self.custom_template = template, custom_template
         model, self.tokenizer = store.load_model_and_tokenizer(
             Path(model_dir), quantization=quantization, device=device
         )
@@ -43,9 +67,7 @@ class ChatModel:
         self._lock = threading.Lock()
 
     def _inputs(self, messages: list[Message]) -> dict[str, torch.Tensor]:
-        encoded = self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )
+        encoded = encode_prompt(self.tokenizer, messages, self.template, self.custom_template)
         return {k: v.to(self.model.device) for k, v in encoded.items()}
 
     def _generate_kwargs(self, max_new_tokens: int, temperature: float, top_p: float) -> dict:

@@ -158,3 +158,24 @@ def _custom_segments(record: Record, custom: str, eos: str) -> list[Segment]:
             target.append(record.fields[name])
     segments = [("".join(prompt), PROMPT), ("".join(response) + eos, RESPONSE)]
     return [s for s in segments if s[0]]
+
+
+def inference_prompt(prompt: str, system: str, template: str, custom: str = "") -> str:
+    """The text a model trained with an Alpaca or custom template is given for ``prompt``.
+
+    It is the prompt segment exactly as training rendered it, with the question as
+    ``{instruction}`` and every other placeholder empty, so a tuned model is asked the
+    way it learned to answer. (With the model template, chat renders the messages with
+    the tokenizer's own chat template instead.)
+    """
+    fields = {"instruction": prompt, "input": "", "output": ""}
+    if system:
+        fields["system"] = system
+    if template == "alpaca":
+        return _alpaca_segments(Record(fields=fields), "")[0][0]
+    if template == "custom":
+        check_custom_template(custom)
+        fields.update({name: "" for name in placeholders(custom) if name not in fields})
+        segments = _custom_segments(Record(fields=fields), custom, "")
+        return "".join(text for text, kind in segments if kind == PROMPT)
+    raise TemplateError(f"the {template} template has no text prompt: use the chat template")
