@@ -16,7 +16,7 @@ from projects.dataset_forms import DatasetDetailsForm, ReplaceFileForm, SplitFor
 from projects.forms import DatasetSettingsForm
 from projects.models import BaseModel, Dataset, DatasetStats
 from projects.stats import default_max_len, histogram_chart
-from projects.views import _get_dataset_for_user, _preview, _redirect
+from projects.views import _get_dataset_for_user, _preview, _redirect, announce_version
 from training.engine.data import DatasetError
 
 
@@ -114,7 +114,7 @@ def dataset_split(request: HttpRequest, project_id: int, dataset_id: int) -> Htt
             for problem in exc.problems:
                 form.add_error("validation_file", str(problem))
         else:
-            _announce(request, dataset, target, _("Validation split saved."))
+            announce_version(request, dataset, target, _("Validation split saved."))
             return _redirect(request, target.get_absolute_url())
     return _render_page(request, dataset, split_form=form)
 
@@ -131,7 +131,7 @@ def dataset_replace(request: HttpRequest, project_id: int, dataset_id: int) -> H
             for problem in exc.problems:
                 form.add_error("file", str(problem))
         else:
-            _announce(
+            announce_version(
                 request,
                 dataset,
                 target,
@@ -139,14 +139,6 @@ def dataset_replace(request: HttpRequest, project_id: int, dataset_id: int) -> H
             )
             return _redirect(request, target.get_absolute_url())
     return _render_page(request, dataset, replace_form=form)
-
-
-def _announce(request: HttpRequest, old: Dataset, new: Dataset, done: str) -> None:
-    if new.pk != old.pk:
-        done += " " + _(
-            "A run used version %(old)d, so this is version %(new)d; version %(old)d is unchanged."
-        ) % {"old": old.version, "new": new.version}
-    messages.success(request, done)
 
 
 @login_required

@@ -184,9 +184,8 @@ def unrecognised(columns: list[str]) -> str:
     )
 
 
-def update_settings(dataset: Dataset, spec: DataSpec) -> None:
-    """Re-validate the stored file with new settings; save them only if every row passes."""
-    count, preview = scan_dataset(dataset.file.path, spec, keep=PREVIEW_ROWS)
+def apply_settings(dataset: Dataset, spec: DataSpec, count: int, preview: list) -> None:
+    """Save settings whose every row was checked (``count`` rows, the first ``preview``)."""
     _apply(dataset, spec)
     dataset.row_count = count
     dataset.preview = [preview_row(r) for r in preview]

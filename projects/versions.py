@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from django.conf import settings
@@ -18,7 +19,7 @@ from django.db.models import Max
 
 from projects import datasets, services
 from projects.models import Dataset, DatasetStats, dataset_upload_path, validation_upload_path
-from training.engine.data import scan_dataset
+from training.engine.data import DatasetError, DataSpec, scan_dataset
 
 
 def _media(relative: str) -> Path:
@@ -92,6 +93,32 @@ def set_split(dataset: Dataset, val_percent: int, seed: int) -> Dataset:
             _unlink(created)
             raise
         transaction.on_commit(lambda: _unlink(removed))
+    return target
+
+
+def change_settings(dataset: Dataset, spec: DataSpec) -> Dataset:
+    """New shape, mapping or template: in place while unused, else as a new version.
+
+    Every row of the file, and of the validation file, is checked with the new settings
+    first; a problem raises :class:`DatasetError` and changes nothing. Statistics are
+    computed again, since they tokenize the rows as the template renders them.
+    """
+    count, preview = scan_dataset(dataset.file.path, spec, keep=datasets.PREVIEW_ROWS)
+    if dataset.validation_file:
+        try:
+            scan_dataset(dataset.validation_file.path, spec, keep=0)
+        except DatasetError as exc:
+            problems = [replace(p, unit=f"validation file {p.unit}") for p in exc.problems]
+            raise DatasetError(problems, exc.total) from exc
+    with transaction.atomic():
+        target, created = _editable(dataset)
+        try:
+            datasets.apply_settings(target, spec, count, preview)
+            target.stats.all().delete()
+        except BaseException:
+            _unlink(created)
+            raise
+    services.request_stats(target)
     return target
 
 

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from projects import datasets, services
+from projects import datasets, services, versions
 from projects.forms import DatasetSettingsForm, DatasetUploadForm, ProjectForm
 from projects.models import BaseModel, Dataset, ModelDownload, Project
 from training.engine.data import DatasetError
@@ -177,16 +177,14 @@ def dataset_settings(request: HttpRequest, project_id: int, dataset_id: int) -> 
         form.is_valid()  # shows what does not fit yet, saves nothing
     else:
         form = DatasetSettingsForm(request.POST, dataset=dataset)
-        if dataset.in_use:
-            form.add_error(None, _("A run uses this dataset, so its settings cannot change."))
-        elif form.is_valid():
+        if form.is_valid():
             try:
-                datasets.update_settings(dataset, form.spec())
+                target = versions.change_settings(dataset, form.spec())
             except DatasetError as exc:
                 _add_problems(form, None, exc)
             else:
-                messages.success(request, _("Dataset settings saved."))
-                return _redirect(request, dataset.get_absolute_url())
+                announce_version(request, dataset, target, _("Dataset settings saved."))
+                return _redirect(request, target.get_absolute_url())
     if request.htmx:
         context = {"dataset": dataset, "project": dataset.project, "form": form}
         return render(request, "projects/dataset_detail.html#settings_form", context)
@@ -201,6 +199,15 @@ def dataset_preview(request: HttpRequest, project_id: int, dataset_id: int) -> H
     dataset = _get_dataset_for_user(request, project_id, dataset_id)
     form = DatasetSettingsForm(request.GET or None, dataset=dataset)
     return render(request, "projects/dataset_detail.html#token_preview", _preview(dataset, form))
+
+
+def announce_version(request: HttpRequest, old: Dataset, new: Dataset, done: str) -> None:
+    """Say what was saved, and when it went into a new version because a run used the old."""
+    if new.pk != old.pk:
+        done += " " + _(
+            "A run used version %(old)d, so this is version %(new)d; version %(old)d is unchanged."
+        ) % {"old": old.version, "new": new.version}
+    messages.success(request, done)
 
 
 def _preview(dataset: Dataset, form: DatasetSettingsForm) -> dict:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from hypothesis import HealthCheck, given
@@ -198,15 +199,37 @@ def test_changing_the_shape_offers_that_shapes_columns(owner_client, project, ht
     assert dataset.shape == "prompt_completion"  # a GET saves nothing
 
 
-def test_settings_of_a_dataset_a_run_uses_cannot_change(owner_client, project, htmx_headers):
+def test_new_settings_for_a_dataset_a_run_used_make_a_new_version(
+    owner_client, project, htmx_headers
+):
     run = make_run(project=project)
+    used = run.dataset
     data = {"shape": "alpaca", "template": "alpaca"}
 
-    response = owner_client.post(settings_url(run.dataset), data, **htmx_headers)
+    response = owner_client.post(settings_url(used), data, **htmx_headers)
 
-    assert "A run uses this dataset" in response.content.decode()
-    run.dataset.refresh_from_db()
-    assert run.dataset.template == "model"
+    used.refresh_from_db()
+    new = Dataset.objects.get(lineage=used.lineage, version=2)
+    assert response["HX-Redirect"] == new.get_absolute_url()
+    assert (used.template, new.template) == ("model", "alpaca")  # the run's stays as it was
+    assert new.parent == used and new.row_count == used.row_count
+    assert Path(new.file.path).read_bytes() == Path(used.file.path).read_bytes()
+    assert run.dataset_id == used.pk
+
+
+def test_new_settings_must_fit_the_validation_file_too(owner_client, project, htmx_headers):
+    dataset = make_dataset(project, rows=[{"instruction": "q", "output": "a", "topic": "t"}])
+    dataset.validation_file.save("v.jsonl", ContentFile(b'{"instruction": "a", "output": "b"}\n'))
+    dataset.validation_row_count = 1
+    dataset.save()
+    data = {"shape": "alpaca", "template": "custom", "custom_template": "{topic}: {output}"}
+
+    refused = owner_client.post(settings_url(dataset), data, **htmx_headers)
+
+    assert "validation file line 1: unknown placeholder {topic}" in refused.content.decode()
+    dataset.refresh_from_db()
+    assert dataset.template == "model"
+    assert Dataset.objects.filter(lineage=dataset.lineage).count() == 1
 
 
 def test_a_run_carries_the_datasets_settings_to_the_engine(project):
