@@ -37,7 +37,8 @@ def dataset_pairs(dataset: Dataset, tokenizer: Any) -> Iterator[tuple[dict, dict
             row = {k: v for k, v in record.to_dict().items() if k != "fields"}
         if not row.get("system"):
             row.pop("system", None)  # optional everywhere: a missing one is no data problem
-        yield row, {"input_ids": ids, "labels": labels}
+        # Plain text is cut into windows by training, not truncated (data.tokenize_record).
+        yield row, {"input_ids": ids, "labels": labels, "windowed": record.text is not None}
 
 
 @functools.lru_cache(maxsize=4)

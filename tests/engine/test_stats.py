@@ -117,6 +117,29 @@ def test_real_token_lengths_match_what_training_keeps(tokenizer, sample_dataset)
     )
 
 
+def test_plain_text_is_cut_into_windows_like_training_not_truncated(tokenizer):
+    from training.engine.data import tokenize_rows
+    from training.engine.shapes import Record
+
+    records = [Record(text="word " * 60), Record(text="short"), Record(text="word " * 60)]
+    max_len = 16
+    pairs = []
+    for record in records:
+        (whole,) = tokenize_rows(tokenizer, [record], 10**9)[0]
+        pairs.append(({"text": record.text}, {**whole, "windowed": True}))
+    examples, dropped = tokenize_rows(tokenizer, records, max_len)  # what training gets
+
+    stats = dataset_stats(pairs, max_len)
+
+    assert stats["truncated"] == 0 and stats["truncated_share"] == 0
+    assert stats["windowed"] == 2 and stats["dropped"] == dropped == 0
+    assert stats["tokens"] == sum(len(e["input_ids"]) for e in examples)
+    assert stats["trained_tokens"] == sum(
+        sum(1 for label in e["labels"][1:] if label != M) for e in examples
+    )
+    assert stats["duplicates"] == 1
+
+
 # --- Split ---
 
 

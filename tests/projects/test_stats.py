@@ -201,3 +201,29 @@ def test_the_owner_sees_the_statistics_page(owner_client, project):
     page = owner_client.get(reverse("projects:dataset_stats", args=[project.pk, dataset.pk]))
     assert page.status_code == 200
     assert re.search(r'data-testid="stats-missing"', page.content.decode())
+
+
+def test_a_text_corpus_longer_than_the_max_length_is_windowed_not_truncated(
+    owner_client, project, real_model, broker, django_capture_on_commit_callbacks
+):
+    corpus = ("Once upon a time a small robot learned to read. " * 80 + "\n\n") * 2 + "The end.\n"
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(
+            reverse("projects:dataset_upload", args=[project.pk]),
+            {
+                "file": SimpleUploadedFile("stories.txt", corpus.encode()),
+                "text_split": "blank_line",
+            },
+        )
+    [message] = queued(broker)
+    compute_dataset_stats(*message["args"])
+    stats = DatasetStats.objects.get(pk=message["args"][0])
+
+    assert stats.status == "done", stats.error
+    assert (stats.result["rows"], stats.result["truncated"]) == (3, 0)
+    assert stats.result["windowed"] == 2  # both long stories, at the default 512 tokens
+    page = owner_client.get(
+        reverse("projects:dataset_stats", args=[project.pk, stats.dataset_id])
+    ).content.decode()
+    assert 'data-testid="stat-truncated">0%<' in page
+    assert 'data-testid="stat-windowed">' in page and "nothing is lost" in page

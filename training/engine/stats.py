@@ -51,6 +51,9 @@ def dataset_stats(
     - ``truncated``: rows longer than ``max_len``; ``dropped``: rows left with no
       trained token once truncated (training skips them); ``tokens`` and
       ``trained_tokens``: after truncation (a row's first token is never predicted).
+      An example marked ``windowed`` (plain text) is not truncated but cut into
+      consecutive windows of ``max_len``, as training does: it counts in ``windowed``
+      when it needs more than one, and all of its tokens are kept.
     - ``empty_fields``: per field, rows where it is blank text, an empty list or null.
     - ``duplicates``: rows that exactly repeat an earlier row.
     """
@@ -59,18 +62,23 @@ def dataset_stats(
     lengths = array("q")
     hashes = array("q")
     empty: dict[str, int] = {}
-    truncated = dropped = tokens = trained = 0
+    truncated = windowed = dropped = tokens = trained = 0
     for n, (row, example) in enumerate(pairs, start=1):
         length = len(example["input_ids"])
         lengths.append(length)
         hashes.append(_row_hash(row))
         for field, value in row.items():
             empty[field] = empty.get(field, 0) + _is_empty(value)
-        kept = example["labels"][:max_len]
-        row_trained = sum(1 for label in kept[1:] if label != IGNORE_INDEX)
-        truncated += length > max_len
+        labels = example["labels"]
+        if example.get("windowed"):
+            windows = [labels[i : i + max_len] for i in range(0, length, max_len)]
+            windowed += len(windows) > 1
+        else:
+            windows = [labels[:max_len]]
+            truncated += length > max_len
+        row_trained = sum(sum(1 for x in w[1:] if x != IGNORE_INDEX) for w in windows)
         dropped += row_trained == 0
-        tokens += len(kept)
+        tokens += sum(len(w) for w in windows)
         trained += row_trained
         if on_progress is not None and n % PROGRESS_EVERY == 0:
             on_progress(n)
@@ -93,6 +101,7 @@ def dataset_stats(
         "histogram": {"width": width, "counts": counts},
         "truncated": truncated,
         "truncated_share": truncated / rows,
+        "windowed": windowed,
         "dropped": dropped,
         "tokens": tokens,
         "trained_tokens": trained,
