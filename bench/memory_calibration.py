@@ -119,6 +119,12 @@ def main() -> None:
     parser.add_argument(
         "--measured", help="re-estimate the measurements saved by an earlier --json run"
     )
+    parser.add_argument(
+        "--autocast",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="the runs' autocast setting (auto: bf16 on CPUs with native bf16)",
+    )
     parser.add_argument("--store", default=os.environ.get("SLMLAB_MODEL_STORE"))
     parser.add_argument("--json", help="also write the table as JSON here")
     parser.add_argument("--baseline", action="store_true")
@@ -140,6 +146,9 @@ def main() -> None:
     else:
         baseline = run_child(["--child", json.dumps("baseline")])["peak_rss_mb"]
     print(f"runtime baseline after imports: {baseline:.0f} MB (CPU_RUNTIME_MB = {CPU_RUNTIME_MB})")
+    from training.engine.speed import cpu_has_fast_bf16
+
+    print(f"autocast {args.autocast}; this CPU runs bf16 natively: {cpu_has_fast_bf16()}")
     if args.baseline:
         return
 
@@ -174,6 +183,7 @@ def main() -> None:
                 "batch_size": batch,
                 "max_seq_len": seq,
                 "warmup_ratio": 0.0,
+                "autocast": args.autocast,
                 **quant,
             }
             started = time.perf_counter()
