@@ -36,7 +36,6 @@ import math
 import os
 import random
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -120,7 +119,7 @@ def _sentence(rng: random.Random, topic: str) -> str:
 
 def worker(args: argparse.Namespace) -> dict[str, Any]:
     from training.engine.data import read_alpaca_jsonl, tokenize_rows
-    from training.engine.train import configure_threads, iterate_batches
+    from training.engine.train import configure_threads, iterate_batches, memory_mb
 
     configure_threads()
     from transformers import AutoTokenizer
@@ -133,7 +132,8 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     used = [e for _ in range(args.steps) for e in next(stream)[1]]
     out = Path(args.out)
     result = ours(args, out) if args.worker == "ours" else baseline(args, used, out)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # This process's own high-water mark: ru_maxrss would include the parent's peak.
+    result["peak_rss_mb"] = memory_mb()[1]
     result["expected_tokens"] = sum(len(e["input_ids"]) for e in used)
     result["attn_l2"] = sum(len(e["input_ids"]) ** 2 for e in used)
     eval_rows = read_alpaca_jsonl(args.eval_data)

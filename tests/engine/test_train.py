@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,20 @@ from training.engine.train import (
     collate,
     count_trained,
     iterate_batches,
+    memory_mb,
+    reset_peak_memory,
     resolve_target_modules,
     train,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
+linux_only = pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux /proc")
+
+
+def _touch_and_free(mb: int) -> None:
+    block = bytearray(mb * 2**20)
+    block[::4096] = b"x" * len(block[::4096])  # resident, not just reserved
+    del block
 
 
 @pytest.mark.slow
@@ -168,3 +181,28 @@ def test_it_shuffles_each_epoch_with_the_seed() -> None:
     assert first == order(7)
     assert sorted(first[:6]) == sorted(first[6:]) == list(range(6))
     assert first[:6] != first[6:]
+
+
+@linux_only
+def test_it_reports_the_peak_since_the_last_reset() -> None:
+    reset_peak_memory()
+    start, _ = memory_mb()
+    _touch_and_free(300)
+    _, peak = memory_mb()
+    assert peak >= start + 200, (start, peak)
+
+    reset_peak_memory()
+    current, peak = memory_mb()
+    assert peak < current + 150, (current, peak)  # the freed 300 MB no longer counts
+
+
+@linux_only
+def test_it_does_not_inherit_the_peak_of_the_process_that_started_it() -> None:
+    # exec copies the parent's high-water mark into the child's ru_maxrss.
+    _touch_and_free(600)
+    code = "from training.engine.train import memory_mb; print(memory_mb()[1])"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    parent_peak = memory_mb()[1]
+    assert float(out.stdout.split()[-1]) < parent_peak - 400

@@ -30,6 +30,18 @@ training step, which is the start of the first backward pass:
   allocator's fragmentation.
 - **checkpoint** (CPU only): safetensors checkpoint pages that loading maps and reads.
 
+What is compared with the estimate is the process's own peak resident set (``VmHWM``,
+see ``training.engine.train.memory_mb``), never ``ru_maxrss``: exec copies the spawning
+process's peak into that, so a training process started by a pytest session or by a
+script that had just converted a model "peaked" at its parent's 2+ GB.
+
+Not modelled: bf16 autocast (``training.engine.speed``; ``autocast: auto`` turns it on
+for 4-bit and unquantized runs on CPUs with native bf16). The estimate is the fp32
+forward's, which 8-bit runs always take. With autocast on, 4-bit steps measured up to
+a quarter below the estimate at 512 tokens a step, and unquantized runs measured up to
+a sixth above it at 128 (the linear weights are stored again in bf16 while the fp32
+checkpoint pages stay mapped); see README, "Memory estimates".
+
 All sizes are MiB (2**20 bytes), named "MB" as the rest of the lab does.
 """
 
