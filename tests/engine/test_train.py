@@ -187,22 +187,23 @@ def test_it_shuffles_each_epoch_with_the_seed() -> None:
 def test_it_reports_the_peak_since_the_last_reset() -> None:
     reset_peak_memory()
     start, _ = memory_mb()
-    _touch_and_free(300)
+    _touch_and_free(800)
     _, peak = memory_mb()
-    assert peak >= start + 200, (start, peak)
+    assert peak >= start + 500, (start, peak)
 
     reset_peak_memory()
     current, peak = memory_mb()
-    assert peak < current + 150, (current, peak)  # the freed 300 MB no longer counts
+    assert peak < current + 150, (current, peak)  # the freed 800 MB no longer counts
 
 
 @linux_only
 def test_it_does_not_inherit_the_peak_of_the_process_that_started_it() -> None:
     # exec copies the parent's high-water mark into the child's ru_maxrss.
-    _touch_and_free(600)
+    _touch_and_free(1500)
     code = "from training.engine.train import memory_mb; print(memory_mb()[1])"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     parent_peak = memory_mb()[1]
-    assert float(out.stdout.split()[-1]) < parent_peak - 400
+    child_peak = float(out.stdout.split()[-1])  # its imports: a few hundred MB
+    assert child_peak < parent_peak - 1000, (child_peak, parent_peak)
