@@ -22,6 +22,8 @@ def test_only_workers_that_take_gpu_work_beat(queues, beats, settings):
             assert not hasattr(heartbeat, "thread")
             assert Worker.objects.count() == 0
     finally:
-        heartbeat.before_worker_shutdown(dramatiq.get_broker(), worker)
+        # Stops and joins the heartbeat thread: one left running would go on beating
+        # into later tests (and log "heartbeat failed" once they close the database).
+        heartbeat.after_worker_shutdown(dramatiq.get_broker(), worker)
         if hasattr(heartbeat, "thread"):
-            heartbeat.thread.join(timeout=5)
+            assert not heartbeat.thread.is_alive()
