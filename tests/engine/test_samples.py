@@ -20,6 +20,14 @@ def test_it_writes_a_valid_deterministic_dataset(tmp_path: Path) -> None:
     assert all(samples.follows_format(row["output"]) for row in rows)
 
 
+def test_the_json_answer_sample_has_no_duplicate_rows() -> None:
+    rows = samples.sample_rows(samples.SAMPLE_DATASET_SIZE)
+
+    assert len({row["instruction"] for row in rows}) == len(rows) == 240
+    kinds = [" + ", " - ", "capital of", "backwards", "capital letters"]
+    assert all(kinds[i % 5] in row["instruction"] for i, row in enumerate(rows))
+
+
 def test_it_keeps_evaluation_prompts_out_of_the_training_data() -> None:
     seen = {row["instruction"] for row in samples.sample_rows(samples.SAMPLE_DATASET_SIZE)}
 

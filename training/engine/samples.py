@@ -45,11 +45,24 @@ CAPITALS_TRAIN = {
     "Russia": "Moscow", "Greece": "Athens", "Norway": "Oslo", "Sweden": "Stockholm",
     "Poland": "Warsaw", "Austria": "Vienna", "Portugal": "Lisbon", "Ireland": "Dublin",
     "Kenya": "Nairobi", "Peru": "Lima", "Chile": "Santiago", "Cuba": "Havana",
+    "Finland": "Helsinki", "Denmark": "Copenhagen", "Belgium": "Brussels",
+    "the Netherlands": "Amsterdam", "Switzerland": "Bern", "Czechia": "Prague",
+    "Romania": "Bucharest", "Bulgaria": "Sofia", "Serbia": "Belgrade", "Croatia": "Zagreb",
+    "Ukraine": "Kyiv", "Turkey": "Ankara", "Iran": "Tehran", "Iraq": "Baghdad",
+    "India": "New Delhi", "Pakistan": "Islamabad", "Vietnam": "Hanoi",
+    "Indonesia": "Jakarta", "the Philippines": "Manila", "Malaysia": "Kuala Lumpur",
+    "Mexico": "Mexico City", "Argentina": "Buenos Aires", "Colombia": "Bogota",
+    "Venezuela": "Caracas", "Nigeria": "Abuja", "Ethiopia": "Addis Ababa",
+    "Morocco": "Rabat", "Ghana": "Accra", "Australia": "Canberra",
+    "New Zealand": "Wellington",
 }  # fmt: skip
 CAPITALS_EVAL = {"South Korea": "Seoul", "Thailand": "Bangkok", "Hungary": "Budapest"}
 WORDS_TRAIN = [
     "cat", "dog", "house", "river", "apple", "green", "music", "table", "light", "stone",
     "bread", "cloud", "train", "plant", "chair", "water", "tiger", "smile", "paper", "glass",
+    "book", "fish", "bird", "tree", "road", "moon", "star", "rain", "snow", "wind",
+    "fire", "sand", "milk", "salt", "rice", "door", "wall", "ship", "lamp", "ring",
+    "coin", "bell", "shoe", "hand", "king", "queen", "garden", "window", "pencil", "rocket",
 ]  # fmt: skip
 WORDS_EVAL = ["lemon", "horse", "candle"]
 
@@ -101,10 +114,24 @@ def _train_generators() -> list[Callable[[random.Random], Row]]:
 
 
 def sample_rows(n: int = SAMPLE_DATASET_SIZE, seed: int = SAMPLE_SEED) -> list[Row]:
-    """``n`` training rows cycling through the task kinds, deterministic for a seed."""
+    """``n`` distinct training rows cycling through the task kinds, deterministic for a seed.
+
+    No row repeats, so a validation share of the sample never holds rows it trains on.
+    """
     rng = random.Random(seed)
     generators = _train_generators()
-    return [generators[i % len(generators)](rng) for i in range(n)]
+    rows: list[Row] = []
+    seen: set[str] = set()
+    for i in range(n):
+        for _ in range(10_000):
+            row = generators[i % len(generators)](rng)
+            if row["instruction"] not in seen:
+                break
+        else:
+            raise ValueError(f"the sample has fewer than {n} distinct rows")
+        seen.add(row["instruction"])
+        rows.append(row)
+    return rows
 
 
 def write_sample_dataset(path: Path | str, n: int = SAMPLE_DATASET_SIZE) -> Path:
