@@ -205,6 +205,7 @@ def main() -> None:
                 _settings(spec),
                 device="cpu",
                 checkpoint_dtype=checkpoint_dtype,
+                cpu_bf16=cpu_has_fast_bf16(),
             )
             error = 100 * (est.total_mb - measured["peak_rss_mb"]) / measured["peak_rss_mb"]
             row = {

@@ -9,6 +9,7 @@ from pathlib import Path
 from projects.models import BaseModel
 from training.engine.catalog import CATALOG, Arch, arch_from_config_dict, param_count
 from training.engine.memory import MemorySettings, estimate_memory
+from training.engine.speed import cpu_has_fast_bf16
 
 # The page compares models at lean settings, where the weights decide what fits:
 # batch 1, sequence 512, gradient checkpointing on.
@@ -31,20 +32,19 @@ class CatalogRow:
 
 
 def _estimates(arch: Arch, device: str, checkpoint_dtype: str) -> tuple[float, float, float]:
-    lora = estimate_memory(
-        arch,
-        MemorySettings(quantization="none", max_seq_len=SEQ_LEN, batch_size=BATCH),
-        device,
-        checkpoint_dtype,
-    )
-    qlora = estimate_memory(
-        arch,
-        MemorySettings(quantization="4bit", max_seq_len=SEQ_LEN, batch_size=BATCH),
-        device,
-        checkpoint_dtype,
-    )
-    # Inference holds the weights and the runtime, none of the training state.
-    inference = lora.weights_mb + lora.unquantized_mb + lora.overhead_mb + lora.checkpoint_mb
+    cpu_bf16 = device == "cpu" and cpu_has_fast_bf16()
+
+    def estimate(quantization: str, autocast: str = "auto"):
+        settings = MemorySettings(
+            quantization=quantization, max_seq_len=SEQ_LEN, batch_size=BATCH, autocast=autocast
+        )
+        return estimate_memory(arch, settings, device, checkpoint_dtype, cpu_bf16=cpu_bf16)
+
+    lora, qlora = estimate("none"), estimate("4bit")
+    # Inference holds the weights and the runtime, none of the training state, and
+    # chat runs no autocast (no bf16 copy of the weights).
+    plain = estimate("none", autocast="float32")
+    inference = plain.weights_mb + plain.unquantized_mb + plain.overhead_mb + plain.checkpoint_mb
     return inference, lora.total_mb, qlora.total_mb
 
 

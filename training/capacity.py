@@ -12,6 +12,7 @@ import psutil
 from projects.models import BaseModel
 from training.engine.catalog import arch_from_config_dict
 from training.engine.memory import MemoryEstimate, MemorySettings, estimate_memory, fits
+from training.engine.speed import cpu_has_fast_bf16
 from training.models import Worker
 
 LABELS = {
@@ -75,6 +76,7 @@ def capacity_for(base_model: BaseModel, config: dict) -> Capacity | None:
         settings,
         device=device,
         checkpoint_dtype=model_config.get("dtype") or model_config.get("torch_dtype") or "float32",
+        cpu_bf16=device == "cpu" and cpu_has_fast_bf16(),  # CPU workers: assumed this CPU
     )
     ok, headroom = fits(estimate, memory_mb)
     return Capacity(estimate, device, name, memory_mb, ok, headroom)

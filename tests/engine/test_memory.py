@@ -113,3 +113,19 @@ def test_it_recommends_more_for_the_quality_preset() -> None:
 def test_it_says_when_nothing_fits() -> None:
     _, reasons = recommend(get_model("phi3-mini").arch, 100, 1024, preset="balanced")
     assert any("will not fit" in why for _, why in reasons)
+
+
+def test_cpu_bf16_autocast_adds_the_bf16_copy_of_an_unquantized_models_linear_weights() -> None:
+    from training.engine.catalog import quantizable_param_count
+
+    def weights(quantization: str, cpu_bf16: bool, device: str = "cpu", **changes) -> float:
+        settings = MemorySettings(quantization=quantization, **changes)
+        return estimate_memory(SMOL, settings, device, cpu_bf16=cpu_bf16).weights_mb
+
+    bf16_copy = quantizable_param_count(SMOL) * 2 / 2**20
+    assert weights("none", True) == pytest.approx(weights("none", False) + bf16_copy)
+    assert weights("none", False, autocast="bfloat16") == weights("none", True)
+    assert weights("none", True, autocast="float32") == weights("none", False)
+    assert weights("none", True, device="cuda") == weights("none", False, device="cuda")
+    for quantization in ("4bit", "8bit"):  # 4-bit dequantizes to bf16; 8-bit never autocasts
+        assert weights(quantization, True) == weights(quantization, False)

@@ -35,12 +35,12 @@ see ``training.engine.train.memory_mb``), never ``ru_maxrss``: exec copies the s
 process's peak into that, so a training process started by a pytest session or by a
 script that had just converted a model "peaked" at its parent's 2+ GB.
 
-Not modelled: bf16 autocast (``training.engine.speed``; ``autocast: auto`` turns it on
-for 4-bit and unquantized runs on CPUs with native bf16). The estimate is the fp32
-forward's, which 8-bit runs always take. With autocast on, 4-bit steps measured up to
-a quarter below the estimate at 512 tokens a step, and unquantized runs measured up to
-a sixth above it at 128 (the linear weights are stored again in bf16 while the fp32
-checkpoint pages stay mapped); see README, "Memory estimates".
+bf16 autocast on CPU (``training.engine.speed``; ``autocast: auto`` turns it on for
+4-bit and unquantized runs on CPUs with native bf16, which the caller says with
+``cpu_bf16``): an unquantized model's linear weights are stored again in bf16 while the
+fp32 checkpoint pages they came from stay mapped, so their bf16 copy is added to
+``weights``; 4-bit layers compute in bf16, so their extra output copy on CPU is bf16.
+The activation terms are the fp32 forward's; see README, "Memory estimates".
 
 All sizes are MiB (2**20 bytes), named "MB" as the rest of the lab does.
 """
@@ -69,11 +69,14 @@ CPU_RUNTIME_MB = 400.0
 # returning it to the OS. Probe: RSS grows ~1.5x the autograd-saved bytes in forward;
 # fitted to 1.45 on the unquantized bundled model (bench/memory_calibration.py).
 CPU_HEAP_FACTOR = 1.45
-# bitsandbytes' CPU path for 4-bit and 8-bit layers materializes each linear output
-# twice more (compute-dtype output, then the cast back / LoRA sum) and the heap keeps
-# them: 2 x tokens x (sum of out_features) x 4 bytes per layer. It matched the gap
-# between k-bit and unquantized runs at 128 and 512 tokens within 10%.
-KBIT_CPU_OUTPUT_COPIES = 2
+# bitsandbytes' CPU path for 4-bit and 8-bit layers keeps one more copy of each linear
+# output than an unquantized layer, in its compute dtype, and the heap keeps it:
+# tokens x (sum of out_features) x compute bytes per layer (4 in fp32; 2 under bf16
+# autocast, where 4-bit layers compute in bf16). Re-measured 2026-12-01 on the fused
+# LoRA forward (training.engine.speed), which adds the LoRA branch onto the base output
+# in one addmm: the k-bit minus unquantized gap at 512 tokens a step was one copy, not
+# the two that peft's separate scale-and-add used to leave.
+KBIT_CPU_OUTPUT_COPIES = 1
 # CUDA context (kernels, cuBLAS/cuDNN handles) that torch's allocator does not report.
 CUDA_CONTEXT_MB = 600.0
 # The caching allocator rounds and splits blocks; a tenth of the dynamic memory is
@@ -101,6 +104,7 @@ class MemorySettings:
     max_seq_len: int = 512
     gradient_checkpointing: bool = False
     optimizer: str = "adamw"  # "adamw", "adamw8bit", "paged_adamw" or "sgd"
+    autocast: str = "auto"  # as RunConfig: "auto", "bfloat16" or "float32"
 
     @classmethod
     def from_config(cls, config: Any) -> MemorySettings:
@@ -116,7 +120,7 @@ class MemoryEstimate:
     """Peak memory of a training step, by component, in MB."""
 
     device: str
-    weights_mb: float  # quantized linear layers, including absmax / scales
+    weights_mb: float  # linear layers as stored (absmax / scales; a bf16 copy under CPU autocast)
     unquantized_mb: float  # embeddings, untied LM head, norms, biases
     lora_mb: float  # adapter weights
     gradients_mb: float  # adapter gradients
@@ -229,12 +233,15 @@ def estimate_memory(
     settings: MemorySettings | Any,
     device: str = "cpu",
     checkpoint_dtype: str = "bfloat16",
+    cpu_bf16: bool = False,
 ) -> MemoryEstimate:
     """Peak memory of one training step of a LoRA/QLoRA run (see the module docstring).
 
     ``settings`` is a :class:`MemorySettings` or a RunConfig. ``checkpoint_dtype`` is
     the dtype the safetensors weights are stored in; it matters on CPU only, where the
     loader maps the file and its pages count in the process's resident set.
+    ``cpu_bf16``: the CPU runs bf16 natively, so ``autocast: auto`` turns bf16 on there
+    (``training.engine.speed.cpu_has_fast_bf16``).
     """
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}")
@@ -244,6 +251,9 @@ def estimate_memory(
     quantized, rest = weight_bytes(
         arch, settings.quantization, settings.quant_type, settings.double_quant, dtype
     )
+    bf16_autocast = cpu_autocast(settings, device, dtype, cpu_bf16)
+    if settings.quantization == "none" and bf16_autocast:
+        quantized += quantizable_param_count(arch) * DTYPE_BYTES["bfloat16"]
     n_lora = lora_param_count(arch, settings.lora_r, settings.target_modules)
     state_bytes = OPTIMIZER_STATE_BYTES.get(settings.optimizer)
     if state_bytes is None:
@@ -268,7 +278,9 @@ def estimate_memory(
         overhead = CPU_RUNTIME_MB * MB + (CPU_HEAP_FACTOR - 1) * (activations + logits)
         if settings.quantization != "none":
             out_features = sum(o for _, o in arch.linear_shapes().values())
-            overhead += KBIT_CPU_OUTPUT_COPIES * tokens * arch.num_hidden_layers * out_features * 4
+            compute_bytes = DTYPE_BYTES["bfloat16"] if bf16_autocast else 4
+            copies = KBIT_CPU_OUTPUT_COPIES * tokens * arch.num_hidden_layers * out_features
+            overhead += copies * compute_bytes
         checkpoint = _mapped_checkpoint_bytes(arch, settings.quantization, dtype, checkpoint_dtype)
     else:
         overhead = CUDA_CONTEXT_MB * MB + CUDA_FRAGMENTATION * (activations + logits)
@@ -287,6 +299,13 @@ def estimate_memory(
         lora_params=n_lora,
         params=param_count(arch),
     )
+
+
+def cpu_autocast(settings: MemorySettings, device: str, dtype: str, cpu_bf16: bool) -> bool:
+    """Whether the run's forward takes bf16 autocast on the CPU (``speed.resolve_autocast``)."""
+    if device != "cpu" or settings.quantization == "8bit" or settings.autocast == "float32":
+        return False
+    return settings.autocast == "bfloat16" or (cpu_bf16 and dtype == "float32")
 
 
 def _mapped_checkpoint_bytes(arch: Arch, quantization: str, dtype: str, ckpt_dtype: str) -> float:
