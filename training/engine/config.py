@@ -247,6 +247,23 @@ class RunConfig:
         return cls.from_yaml(Path(path).read_text(encoding="utf-8"))
 
 
+def uses_bf16_autocast(
+    autocast: str, quantization: str, compute_dtype: str, device: str, cpu_bf16: bool
+) -> bool:
+    """Whether a run's forward takes bf16 autocast (the rule ``training.engine.speed``
+    applies, and ``training.engine.memory`` estimates with).
+
+    "auto" turns it on only for a model computing in fp32 on a CPU with native bf16
+    (``cpu_bf16``); CUDA runs get bf16 through ``compute_dtype`` instead. bitsandbytes'
+    8-bit layers compute in their own dtype, so 8-bit runs never autocast.
+    """
+    if autocast == "float32" or quantization == "8bit":
+        return False
+    if autocast == "bfloat16":
+        return True
+    return device == "cpu" and compute_dtype == "float32" and cpu_bf16
+
+
 _FIELD_TYPES: dict[str, type] = {}
 
 

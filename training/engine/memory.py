@@ -52,6 +52,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from training.engine.catalog import DTYPE_BYTES, Arch, param_count, quantizable_param_count
+from training.engine.config import uses_bf16_autocast
 
 MB = 2**20
 
@@ -251,7 +252,10 @@ def estimate_memory(
     quantized, rest = weight_bytes(
         arch, settings.quantization, settings.quant_type, settings.double_quant, dtype
     )
-    bf16_autocast = cpu_autocast(settings, device, dtype, cpu_bf16)
+    # Only CPU autocast is modelled: on CUDA, bf16 comes through compute_dtype.
+    bf16_autocast = device == "cpu" and uses_bf16_autocast(
+        settings.autocast, settings.quantization, dtype, device, cpu_bf16
+    )
     if settings.quantization == "none" and bf16_autocast:
         quantized += quantizable_param_count(arch) * DTYPE_BYTES["bfloat16"]
     n_lora = lora_param_count(arch, settings.lora_r, settings.target_modules)
@@ -299,13 +303,6 @@ def estimate_memory(
         lora_params=n_lora,
         params=param_count(arch),
     )
-
-
-def cpu_autocast(settings: MemorySettings, device: str, dtype: str, cpu_bf16: bool) -> bool:
-    """Whether the run's forward takes bf16 autocast on the CPU (``speed.resolve_autocast``)."""
-    if device != "cpu" or settings.quantization == "8bit" or settings.autocast == "float32":
-        return False
-    return settings.autocast == "bfloat16" or (cpu_bf16 and dtype == "float32")
 
 
 def _mapped_checkpoint_bytes(arch: Arch, quantization: str, dtype: str, ckpt_dtype: str) -> float:

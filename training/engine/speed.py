@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.engine.config import ConfigError, RunConfig
+from training.engine.config import ConfigError, RunConfig, uses_bf16_autocast
 
 AUTOCAST_ATTR = "slmlab_autocast_dtype"
 
@@ -45,14 +45,13 @@ def resolve_autocast(config: RunConfig, device: str) -> torch.dtype | None:
     "auto" turns bf16 autocast on only for an fp32 model on a CPU with native bf16;
     CUDA runs get bf16 through ``compute_dtype`` instead.
     """
-    if config.autocast == "float32" or config.quantization == "8bit":
-        return None  # bitsandbytes' 8-bit layers compute in their own dtype
-    if config.autocast == "bfloat16":
-        if device == "cpu" and not cpu_has_fast_bf16():
-            raise ConfigError({"autocast": "this CPU has no native bfloat16 support"})
-        return torch.bfloat16
-    fp32 = config.resolved_compute_dtype(device == "cuda", False) == "float32"
-    return torch.bfloat16 if device == "cpu" and fp32 and cpu_has_fast_bf16() else None
+    compute = config.resolved_compute_dtype(device == "cuda", False)
+    cpu_bf16 = device == "cpu" and cpu_has_fast_bf16()
+    if not uses_bf16_autocast(config.autocast, config.quantization, compute, device, cpu_bf16):
+        return None
+    if config.autocast == "bfloat16" and device == "cpu" and not cpu_bf16:
+        raise ConfigError({"autocast": "this CPU has no native bfloat16 support"})
+    return torch.bfloat16
 
 
 def autocast_context(model: Any, device_type: str) -> Any:
