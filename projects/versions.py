@@ -103,6 +103,8 @@ def change_settings(dataset: Dataset, spec: DataSpec) -> Dataset:
     first; a problem raises :class:`DatasetError` and changes nothing. Statistics are
     computed again, since they tokenize the rows as the template renders them.
     """
+    if spec == dataset.spec():
+        return dataset  # nothing to change: no new version, no new statistics
     count, preview = scan_dataset(dataset.file.path, spec, keep=datasets.PREVIEW_ROWS)
     if dataset.validation_file:
         try:

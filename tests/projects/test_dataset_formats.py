@@ -217,6 +217,18 @@ def test_new_settings_for_a_dataset_a_run_used_make_a_new_version(
     assert run.dataset_id == used.pk
 
 
+def test_saving_unchanged_settings_of_a_used_dataset_makes_no_version(
+    owner_client, project, htmx_headers
+):
+    run = make_run(project=project)
+    data = {"shape": "alpaca", "template": "model"}  # what it has
+
+    response = owner_client.post(settings_url(run.dataset), data, **htmx_headers)
+
+    assert response["HX-Redirect"] == run.dataset.get_absolute_url()
+    assert Dataset.objects.filter(lineage=run.dataset.lineage).count() == 1
+
+
 def test_new_settings_must_fit_the_validation_file_too(owner_client, project, htmx_headers):
     dataset = make_dataset(project, rows=[{"instruction": "q", "output": "a", "topic": "t"}])
     dataset.validation_file.save("v.jsonl", ContentFile(b'{"instruction": "a", "output": "b"}\n'))
