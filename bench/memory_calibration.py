@@ -45,7 +45,7 @@ FULL_GRID = ((128, 1), (128, 4), (512, 1), (512, 4))
 
 
 def peak_rss_mb() -> float:
-    from training.engine.train import memory_mb
+    from training.engine.train.process import memory_mb
 
     return memory_mb()[1]
 
@@ -79,7 +79,8 @@ def child_baseline() -> dict:
 
 def child_train(spec: dict) -> dict:
     from training.engine.config import RunConfig
-    from training.engine.train import reset_peak_memory, train
+    from training.engine.train.loop import TrainHooks, train
+    from training.engine.train.process import reset_peak_memory
 
     config = RunConfig(**spec)
     marks: dict[str, float] = {}
@@ -89,7 +90,7 @@ def child_train(spec: dict) -> dict:
             marks["loaded_peak_mb"] = peak_rss_mb()
             reset_peak_memory()
 
-    result = train(config, on_log=on_log)
+    result = train(config, TrainHooks(on_log=on_log))
     step_peak = peak_rss_mb()
     return {
         "peak_rss_mb": max(step_peak, marks.get("loaded_peak_mb", 0.0)),
@@ -137,16 +138,16 @@ def main() -> None:
         print(json.dumps(out))
         return
 
-    from training.engine.catalog import arch_from_config_dict
-    from training.engine.memory import CPU_RUNTIME_MB, estimate_memory
-    from training.engine.store import import_bundled_model
+    from training.engine.models.arch import arch_from_config_dict
+    from training.engine.models.memory import CPU_RUNTIME_MB, estimate_memory
+    from training.engine.models.store import import_bundled_model
 
     if args.measured:
         baseline = json.loads(Path(args.measured).read_text())["baseline_mb"]
     else:
         baseline = run_child(["--child", json.dumps("baseline")])["peak_rss_mb"]
     print(f"runtime baseline after imports: {baseline:.0f} MB (CPU_RUNTIME_MB = {CPU_RUNTIME_MB})")
-    from training.engine.speed import cpu_has_fast_bf16
+    from training.engine.train.speed import cpu_has_fast_bf16
 
     print(f"autocast {args.autocast}; this CPU runs bf16 natively: {cpu_has_fast_bf16()}")
     if args.baseline:
@@ -235,7 +236,7 @@ def main() -> None:
 
 def _settings(spec: dict):
     from training.engine.config import RunConfig
-    from training.engine.memory import MemorySettings
+    from training.engine.models.memory import MemorySettings
 
     return MemorySettings.from_config(RunConfig(**spec))
 

@@ -118,15 +118,16 @@ def _sentence(rng: random.Random, topic: str) -> str:
 
 
 def worker(args: argparse.Namespace) -> dict[str, Any]:
-    from training.engine.data import read_alpaca_jsonl, tokenize_rows
-    from training.engine.train import configure_threads, iterate_batches, memory_mb
+    from training.engine.data.records import DataSpec, read_dataset
+    from training.engine.data.tokenize import tokenize_records
+    from training.engine.train.loop import configure_threads, iterate_batches
+    from training.engine.train.process import memory_mb
 
     configure_threads()
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
-    rows = read_alpaca_jsonl(args.data)
-    examples, _ = tokenize_rows(tokenizer, rows, args.max_seq_len)
+    examples, _ = tokenize_records(tokenizer, read_dataset(args.data, DataSpec()), args.max_seq_len)
     # The exact examples both sides train on, in the engine's (seeded) order.
     stream = iterate_batches(examples, args.batch_size, args.seed)
     used = [e for _ in range(args.steps) for e in next(stream)[1]]
@@ -136,8 +137,8 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     result["peak_rss_mb"] = memory_mb()[1]
     result["expected_tokens"] = sum(len(e["input_ids"]) for e in used)
     result["attn_l2"] = sum(len(e["input_ids"]) ** 2 for e in used)
-    eval_rows = read_alpaca_jsonl(args.eval_data)
-    eval_examples, _ = tokenize_rows(tokenizer, eval_rows, args.max_seq_len)
+    eval_rows = read_dataset(args.eval_data, DataSpec())
+    eval_examples, _ = tokenize_records(tokenizer, eval_rows, args.max_seq_len)
     result["eval_loss"] = eval_loss(args, out / "adapter", eval_examples)
     result["n_params"] = matmul_params(args.model_dir, result["lora_params"])
     return result
@@ -164,7 +165,7 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def ours(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     from training.engine.config import RunConfig
-    from training.engine.train import train
+    from training.engine.train.loop import TrainHooks, train
 
     metrics: list[Any] = []
     logs: list[str] = []
@@ -175,7 +176,7 @@ def ours(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         autocast=args.autocast,
         **run_settings(args),
     )
-    train(config, on_metrics=metrics.append, on_log=logs.append)
+    train(config, TrainHooks(on_metrics=metrics.append, on_log=logs.append))
     trainable = next(x for x in logs if x.startswith("trainable params"))
     return {
         "tokens": sum(m.tokens for m in metrics),
@@ -282,7 +283,7 @@ def eval_loss(args: argparse.Namespace, adapter: Path, examples: list[dict]) -> 
     import torch.nn.functional as F
     from peft import PeftModel
 
-    from training.engine import store
+    from training.engine.models import store
 
     base, _ = store.load_model_and_tokenizer(Path(args.model_dir), quantization=args.mode)
     model = PeftModel.from_pretrained(base, adapter).eval()
@@ -352,9 +353,9 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from training.engine.config import RunConfig
-    from training.engine.data import read_alpaca_jsonl, tokenize_rows
-    from training.engine.speed import resolve_autocast
-    from training.engine.store import import_bundled_model
+    from training.engine.data.records import read_alpaca_jsonl, tokenize_rows
+    from training.engine.models.store import import_bundled_model
+    from training.engine.train.speed import resolve_autocast
 
     store_dir = Path(os.environ.get("SLMLAB_MODEL_STORE", ROOT / "data" / "models"))
     model_dir = import_bundled_model(store_dir)

@@ -3,18 +3,11 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from projects.forms import UPLOAD_EXTENSIONS, check_extension
 from projects.models import BaseModel, Dataset
+from training.engine.data.formats import SUFFIXES
 
 MAX_VAL_PERCENT = 50
-
-
-def _jsonl_only(upload):
-    if not upload.name.lower().endswith((".jsonl", ".json")):
-        raise forms.ValidationError(
-            _("Expected a .jsonl file (one JSON object per line); got “%(name)s”."),
-            params={"name": upload.name},
-        )
-    return upload
 
 
 class DatasetDetailsForm(forms.ModelForm):
@@ -39,22 +32,31 @@ class SplitForm(forms.Form):
     )
     split_seed = forms.IntegerField(label=_("Seed"), min_value=0, max_value=2**31 - 1, initial=0)
     validation_file = forms.FileField(
-        label=_("Or a separate validation file (JSONL)"),
+        label=_("Or a separate validation file"),
         required=False,
-        help_text=_("When given, it is the validation set and the share above is ignored."),
-        widget=forms.ClearableFileInput(attrs={"accept": ".jsonl,.json,application/jsonl"}),
+        help_text=_(
+            "In the dataset's own format, read like it; when given, it is the validation set "
+            "and the share above is ignored."
+        ),
     )
+
+    def __init__(self, *args, dataset: Dataset, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Read with the dataset's own format, shape and mapping: it must be the same format.
+        self.extensions = SUFFIXES[dataset.file_format]
+        self.fields["validation_file"].widget.attrs["accept"] = ",".join(self.extensions)
 
     def clean_validation_file(self):
         upload = self.cleaned_data.get("validation_file")
-        return _jsonl_only(upload) if upload else None
+        return check_extension(upload, self.extensions) if upload else None
 
 
 class ReplaceFileForm(forms.Form):
     file = forms.FileField(
-        label=_("Replacement JSONL file"),
-        widget=forms.ClearableFileInput(attrs={"accept": ".jsonl,.json,application/jsonl"}),
+        label=_("Replacement file"),
+        help_text=_("Any supported format; its shape is recognised like an upload's."),
+        widget=forms.ClearableFileInput(attrs={"accept": ",".join(UPLOAD_EXTENSIONS)}),
     )
 
     def clean_file(self):
-        return _jsonl_only(self.cleaned_data["file"])
+        return check_extension(self.cleaned_data["file"])

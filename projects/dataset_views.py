@@ -1,4 +1,4 @@
-"""Dataset statistics, validation split, versions and details."""
+"""A dataset's page: settings with a live token preview, statistics, split, versions."""
 
 from urllib.parse import urlencode
 
@@ -8,21 +8,21 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from projects import services, versions
+from projects import datasets, events, services, versions
+from projects.access import get_dataset_for_user
 from projects.dataset_forms import DatasetDetailsForm, ReplaceFileForm, SplitForm, StatsForm
-from projects.forms import DatasetSettingsForm
-from projects.models import BaseModel, Dataset, DatasetStats
-from projects.stats import default_max_len, histogram_chart
-from projects.views import _get_dataset_for_user, _preview, _redirect, announce_version
-from training.engine.data import DatasetError
+from projects.forms import DatasetSettingsForm, add_dataset_problems
+from projects.models import BaseModel, Dataset, DatasetCheck, DatasetStats
+from slmlab.htmx import redirect as htmx_redirect
+from training.engine.config import DEFAULT_MAX_SEQ_LEN
+from training.engine.data.records import DatasetError
 
 
 def dataset_page_context(dataset: Dataset, **forms) -> dict:
     """Context of the dataset page; pass bound forms to show their errors."""
-    settings_form = forms.get("form") or DatasetSettingsForm(dataset=dataset)
     train_rows, val_rows = dataset.split_sizes()
     split = {"val_percent": dataset.val_percent, "split_seed": dataset.split_seed}
     return {
@@ -32,16 +32,104 @@ def dataset_page_context(dataset: Dataset, **forms) -> dict:
         "train_rows": train_rows,
         "val_rows": val_rows,
         "details_form": forms.get("details_form") or DatasetDetailsForm(instance=dataset),
-        "split_form": forms.get("split_form") or SplitForm(initial=split),
+        "split_form": forms.get("split_form") or SplitForm(initial=split, dataset=dataset),
         "replace_form": forms.get("replace_form") or ReplaceFileForm(),
-        "latest_stats": dataset.stats.select_related("base_model").first(),
-        "form": settings_form,
-        **_preview(dataset, settings_form),
+        "latest_stats": dataset.stats.first(),
+        "form": forms.get("form") or DatasetSettingsForm(dataset=dataset),
+        # A check still under way; a finished one has already opened what it saved.
+        "check": next((c for c in dataset.checks.all()[:1] if c.is_active), None),
     }
 
 
 def _render_page(request: HttpRequest, dataset: Dataset, **forms) -> HttpResponse:
     return render(request, "projects/dataset_detail.html", dataset_page_context(dataset, **forms))
+
+
+def announce_version(request: HttpRequest, old: Dataset, new: Dataset, done: str) -> None:
+    """Say what was saved, and when it went into a new version because a run used the old."""
+    if new.pk != old.pk:
+        done += " " + _(
+            "A run used version %(old)d, so this is version %(new)d; version %(old)d is unchanged."
+        ) % {"old": old.version, "new": new.version}
+    messages.success(request, done)
+
+
+@login_required
+def dataset_detail(request: HttpRequest, project_id: int, dataset_id: int) -> HttpResponse:
+    dataset = get_dataset_for_user(request, project_id, dataset_id)
+    context = dataset_page_context(dataset)
+    if request.GET.get("saved", "").isdigit():  # opened by the settings check that saved it
+        context["saved"] = (
+            DatasetCheck.objects.filter(pk=request.GET["saved"], result=dataset, status="done")
+            .select_related("dataset")
+            .first()
+        )
+    return render(request, "projects/dataset_detail.html", context)
+
+
+@login_required
+@vary_on_headers("HX-Request")
+@require_http_methods(["GET", "POST"])
+def dataset_settings(request: HttpRequest, project_id: int, dataset_id: int) -> HttpResponse:
+    """GET re-renders the form for the chosen shape; POST has a worker check every row
+    with the new settings and save them (the page follows the check live)."""
+    dataset = get_dataset_for_user(request, project_id, dataset_id)
+    form = DatasetSettingsForm(request.POST if request.method == "POST" else request.GET,
+                               dataset=dataset)  # fmt: skip
+    check = None
+    if form.is_valid() and request.method == "POST":
+        if form.spec() == dataset.spec():
+            messages.info(request, _("Nothing changed: the dataset keeps its settings."))
+            return htmx_redirect(request, dataset.get_absolute_url())
+        check = services.request_check(dataset, form.spec())
+    if not request.htmx:
+        return (
+            _render_page(request, dataset, form=form)
+            if check is None
+            else htmx_redirect(request, dataset.get_absolute_url())
+        )
+    context = {"dataset": dataset, "project": dataset.project, "form": form, "check": check}
+    return render(request, "projects/dataset_detail.html#settings_form", context)
+
+
+@login_required
+def dataset_preview(request: HttpRequest, project_id: int, dataset_id: int) -> HttpResponse:
+    """The first rows tokenized with the settings being edited, by a worker: this answers
+    with a placeholder that the worker's push replaces (trained vs masked tokens)."""
+    dataset = get_dataset_for_user(request, project_id, dataset_id)
+    form = DatasetSettingsForm(request.GET or None, dataset=dataset)
+    context: dict = {"dataset": dataset}
+    if form.is_bound and not form.is_valid():
+        context["preview_errors"] = [e for errors in form.errors.values() for e in errors]
+    else:
+        spec = form.spec() if form.is_bound else dataset.spec()
+        model = (form.cleaned_data.get("model") if form.is_bound else None) or (
+            BaseModel.objects.first()
+        )
+        if model is None:
+            context["preview_errors"] = [
+                _("No model in the store yet: the token preview needs one.")
+            ]
+        else:
+            context["key"] = services.request_preview(dataset, spec, model)
+            context["preview_model"] = model
+    return render(request, "projects/dataset_detail.html#token_preview", context)
+
+
+@login_required
+@require_POST
+def dataset_delete(request: HttpRequest, project_id: int, dataset_id: int) -> HttpResponse:
+    dataset = get_dataset_for_user(request, project_id, dataset_id)
+    if dataset.in_use:
+        messages.error(
+            request,
+            _("“%(name)s” is used by a run, so it cannot be deleted: delete those runs first.")
+            % {"name": dataset.name},
+        )
+        return htmx_redirect(request, dataset.get_absolute_url())
+    datasets.delete_dataset(dataset)
+    messages.success(request, _("Dataset deleted."))
+    return htmx_redirect(request, dataset.project.get_absolute_url())
 
 
 def _stats_url(dataset: Dataset, stats: DatasetStats) -> str:
@@ -50,10 +138,10 @@ def _stats_url(dataset: Dataset, stats: DatasetStats) -> str:
 
 
 @login_required
-@vary_on_headers("HX-Request")
 def dataset_stats(request: HttpRequest, project_id: int, dataset_id: int) -> HttpResponse:
-    """The statistics for the asked model and max length (default: the latest computed)."""
-    dataset = _get_dataset_for_user(request, project_id, dataset_id)
+    """The statistics for the asked model and max length (default: the latest computed);
+    a worker's progress arrives over the dataset's websocket."""
+    dataset = get_dataset_for_user(request, project_id, dataset_id)
     stats = None
     if "max_len" in request.GET:
         form = StatsForm(request.GET)
@@ -64,28 +152,18 @@ def dataset_stats(request: HttpRequest, project_id: int, dataset_id: int) -> Htt
     else:
         stats = dataset.stats.select_related("base_model").first()
         model = stats.base_model if stats else BaseModel.objects.first()
-        form = StatsForm(
-            initial={"base_model": model, "max_len": stats.max_len if stats else default_max_len()}
-        )
-    context = {
-        "dataset": dataset,
-        "project": dataset.project,
-        "stats": stats,
-        "form": form,
-        "chart": histogram_chart(stats.result) if stats and stats.result else None,
-        "poll_url": _stats_url(dataset, stats) if stats else "",
-        "truncated_percent": 100 * stats.result["truncated_share"] if stats and stats.result else 0,
-    }
-    template = "projects/dataset_stats.html"
-    if request.htmx:
-        template += "#panel"
-    return render(request, template, context)
+        max_len = stats.max_len if stats else DEFAULT_MAX_SEQ_LEN
+        form = StatsForm(initial={"base_model": model, "max_len": max_len})
+    context = {"dataset": dataset, "project": dataset.project, "form": form}
+    return render(
+        request, "projects/dataset_stats.html", {**context, **events.stats_context(stats)}
+    )
 
 
 @login_required
 @require_POST
 def dataset_stats_compute(request: HttpRequest, project_id: int, dataset_id: int) -> HttpResponse:
-    dataset = _get_dataset_for_user(request, project_id, dataset_id)
+    dataset = get_dataset_for_user(request, project_id, dataset_id)
     form = StatsForm(request.POST)
     if not form.is_valid():
         context = {"dataset": dataset, "project": dataset.project, "form": form, "stats": None}
@@ -93,14 +171,14 @@ def dataset_stats_compute(request: HttpRequest, project_id: int, dataset_id: int
     stats = services.request_stats(
         dataset, form.cleaned_data["base_model"], form.cleaned_data["max_len"]
     )
-    return _redirect(request, _stats_url(dataset, stats))
+    return htmx_redirect(request, _stats_url(dataset, stats))
 
 
 @login_required
 @require_POST
 def dataset_split(request: HttpRequest, project_id: int, dataset_id: int) -> HttpResponse:
-    dataset = _get_dataset_for_user(request, project_id, dataset_id)
-    form = SplitForm(request.POST, request.FILES)
+    dataset = get_dataset_for_user(request, project_id, dataset_id)
+    form = SplitForm(request.POST, request.FILES, dataset=dataset)
     if form.is_valid():
         upload = form.cleaned_data["validation_file"]
         try:
@@ -111,44 +189,39 @@ def dataset_split(request: HttpRequest, project_id: int, dataset_id: int) -> Htt
                     dataset, form.cleaned_data["val_percent"], form.cleaned_data["split_seed"]
                 )
         except DatasetError as exc:
-            for problem in exc.problems:
-                form.add_error("validation_file", str(problem))
+            add_dataset_problems(form, "validation_file", exc)
         else:
             announce_version(request, dataset, target, _("Validation split saved."))
-            return _redirect(request, target.get_absolute_url())
+            return htmx_redirect(request, target.get_absolute_url())
     return _render_page(request, dataset, split_form=form)
 
 
 @login_required
 @require_POST
 def dataset_replace(request: HttpRequest, project_id: int, dataset_id: int) -> HttpResponse:
-    dataset = _get_dataset_for_user(request, project_id, dataset_id)
+    dataset = get_dataset_for_user(request, project_id, dataset_id)
     form = ReplaceFileForm(request.POST, request.FILES)
     if form.is_valid():
         try:
             target = versions.replace_file(dataset, form.cleaned_data["file"])
         except DatasetError as exc:
-            for problem in exc.problems:
-                form.add_error("file", str(problem))
+            add_dataset_problems(form, "file", exc)
         else:
-            announce_version(
-                request,
-                dataset,
-                target,
-                _("File replaced: %(rows)d rows.") % {"rows": target.row_count},
-            )
-            return _redirect(request, target.get_absolute_url())
+            services.request_stats(target)
+            done = _("File replaced: %(rows)d rows.") % {"rows": target.row_count}
+            announce_version(request, dataset, target, done)
+            return htmx_redirect(request, target.get_absolute_url())
     return _render_page(request, dataset, replace_form=form)
 
 
 @login_required
 @require_POST
 def dataset_details(request: HttpRequest, project_id: int, dataset_id: int) -> HttpResponse:
-    dataset = _get_dataset_for_user(request, project_id, dataset_id)
+    dataset = get_dataset_for_user(request, project_id, dataset_id)
     form = DatasetDetailsForm(request.POST, instance=dataset)
     if not form.is_valid():
         dataset.refresh_from_db()
         return _render_page(request, dataset, details_form=form)
     dataset.save(update_fields=["name", "description"])
     messages.success(request, _("Dataset details saved."))
-    return _redirect(request, dataset.get_absolute_url())
+    return htmx_redirect(request, dataset.get_absolute_url())

@@ -6,7 +6,6 @@ import os
 import shutil
 import tempfile
 import uuid
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -16,30 +15,24 @@ from django.db import models, transaction
 from django.utils.translation import gettext_lazy as _
 
 from projects.models import Dataset, Project, dataset_upload_path
-from training.engine.data import (
+from training.engine.data.formats import Problem, format_for_name
+from training.engine.data.records import (
     DatasetError,
     DataSpec,
-    Problem,
-    Record,
-    first_records,
     inspect_file,
-    preview_tokens,
     scan_dataset,
 )
-from training.engine.formats import format_for_name
-from training.engine.samples import SAMPLES
+from training.engine.data.samples import SAMPLES
+from training.engine.data.shapes import Record
 
 PREVIEW_ROWS = 5
 PREVIEW_CHARS = 2000
-SAMPLE_NAME = SAMPLES["json-answer"].title
 # Button labels; a stored sample keeps the engine's English title as its name.
 SAMPLE_LABELS = {
     "json-answer": _("Answer in JSON (instructions)"),
     "unit-chat": _("Unit conversion (chat)"),
     "tiny-stories": _("Tiny stories (plain text)"),
 }
-TOKEN_PREVIEW_ROWS = 3
-TOKEN_PREVIEW_MAX = 400
 
 
 def _tmp_dir() -> Path:
@@ -210,32 +203,6 @@ def store_sample(project: Project, key: str = "json-answer") -> Dataset:
     sample.write(Path(tmp))
     spec = DataSpec(sample.file_format, sample.shape, {}, sample.text_split)
     return store_dataset(project, Path(tmp), sample.title, spec)
-
-
-@lru_cache(maxsize=4)
-def _tokenizer(model_dir: str) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
-
-
-def token_preview(dataset: Dataset, spec: DataSpec, model_dir: str) -> list[dict[str, Any]]:
-    """The first rows rendered with ``spec``'s template: each token trained or masked.
-
-    Raises :class:`DatasetError` when the settings do not fit the file.
-    """
-    tokenizer = _tokenizer(model_dir)
-    samples = []
-    for record in first_records(dataset.file.path, spec, TOKEN_PREVIEW_ROWS):
-        try:
-            tokens, total = preview_tokens(
-                tokenizer, record, spec.template, spec.custom_template, max_tokens=TOKEN_PREVIEW_MAX
-            )
-        except ValueError as exc:  # the chat template cannot render this conversation
-            raise DatasetError([Problem(None, None, str(exc))]) from exc
-        trained = sum(t.trained for t in tokens)
-        samples.append({"tokens": tokens, "total": total, "shown": len(tokens), "trained": trained})
-    return samples
 
 
 def _files(dataset: Dataset) -> list[Path]:

@@ -3,9 +3,10 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from projects.models import BaseModel, Dataset, Project
-from training.engine.data import DatasetError, DataSpec
-from training.engine.shapes import SHAPE_FIELDS
-from training.engine.templates import DEFAULT_CUSTOM_TEMPLATE
+from training.engine.data.formats import SUFFIXES
+from training.engine.data.prompts import DEFAULT_CUSTOM_TEMPLATE
+from training.engine.data.records import DatasetError, DataSpec
+from training.engine.data.shapes import SHAPE_FIELDS
 
 
 class ProjectForm(forms.ModelForm):
@@ -44,7 +45,30 @@ class ProjectForm(forms.ModelForm):
 
 
 SHAPE_CHOICES = [("", _("Recognise automatically")), *Dataset.Shape.choices]
-UPLOAD_EXTENSIONS = (".jsonl", ".ndjson", ".json", ".csv", ".txt")
+UPLOAD_EXTENSIONS = tuple(ending for endings in SUFFIXES.values() for ending in endings)
+
+
+def add_dataset_problems(form: forms.Form, field: str | None, exc: DatasetError) -> None:
+    """A dataset's problems as errors of ``field`` (the form's own errors with None), with
+    the count of those not listed."""
+    for problem in exc.problems:
+        form.add_error(field, str(problem))
+    if exc.total > len(exc.problems):
+        form.add_error(
+            field, _("… and %(n)d more problems.") % {"n": exc.total - len(exc.problems)}
+        )
+
+
+def check_extension(upload, extensions: tuple[str, ...] = UPLOAD_EXTENSIONS):
+    """Refuse a file whose name does not announce one of ``extensions``."""
+    if not upload.name.lower().endswith(extensions):
+        *first, last = extensions
+        expected = f"{', '.join(first)} {_('or')} {last}" if first else last
+        raise forms.ValidationError(
+            _("Expected a %(expected)s file; got “%(name)s”."),
+            params={"expected": expected, "name": upload.name},
+        )
+    return upload
 
 
 def parse_mapping(text: str) -> dict[str, str]:
@@ -95,13 +119,7 @@ class DatasetUploadForm(forms.Form):
         self.fields["file"].widget.attrs["data-max-mb"] = settings.DATASET_MAX_UPLOAD_MB
 
     def clean_file(self):
-        upload = self.cleaned_data["file"]
-        if not upload.name.lower().endswith(UPLOAD_EXTENSIONS):
-            raise forms.ValidationError(
-                _("Expected a .jsonl, .json, .csv or .txt file; got “%(name)s”."),
-                params={"name": upload.name},
-            )
-        return upload
+        return check_extension(self.cleaned_data["file"])
 
     def clean_text_split(self) -> str:
         return self.cleaned_data["text_split"] or Dataset.TextSplit.LINE

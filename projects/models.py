@@ -1,5 +1,7 @@
+from __future__ import annotations
+
 import copy
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from django.conf import settings
 from django.db import models
@@ -7,8 +9,11 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-if TYPE_CHECKING:
-    from training.engine.data import DataSpec
+from slmlab.jobs import Job, JobStatus
+from training.engine.data.records import DataSpec
+from training.engine.data.split import validation_count
+from training.engine.models.arch import read_model_facts
+from training.engine.models.folders import folder_bytes
 
 
 class Project(models.Model):
@@ -59,12 +64,22 @@ class BaseModel(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @staticmethod
+    def facts_of(folder: Path | str) -> dict:
+        """Parameter count, context length and size on disk of a model folder, as fields."""
+        facts = read_model_facts(folder)
+        return {
+            "parameters": facts.parameters,
+            "context_length": facts.context_length,
+            "disk_bytes": folder_bytes(Path(folder)),
+        }
 
-def dataset_upload_path(instance: "Dataset", filename: str) -> str:
+
+def dataset_upload_path(instance: Dataset, filename: str) -> str:
     return f"datasets/u{instance.owner_id}/{instance.uid}.{instance.file_format}"
 
 
-def validation_upload_path(instance: "Dataset", filename: str) -> str:
+def validation_upload_path(instance: Dataset, filename: str) -> str:
     return f"datasets/u{instance.owner_id}/{instance.uid}-validation.{instance.file_format}"
 
 
@@ -198,21 +213,17 @@ class Dataset(models.Model):
 
     def split_sizes(self) -> tuple[int, int]:
         """(training rows, validation rows) as a run will split them."""
-        from training.engine.stats import validation_count
-
         if self.validation_file:
             return self.row_count, self.validation_row_count
         held_out = validation_count(self.row_count, self.val_percent / 100)
         return self.row_count - held_out, held_out
 
-    def versions(self) -> models.QuerySet["Dataset"]:
+    def versions(self) -> models.QuerySet[Dataset]:
         return Dataset.objects.filter(lineage=self.lineage, owner_id=self.owner_id).order_by(
             "-version"
         )
 
-    def spec(self) -> "DataSpec":
-        from training.engine.data import DataSpec
-
+    def spec(self) -> DataSpec:
         return DataSpec(
             format=self.file_format,
             shape=self.shape,
@@ -232,27 +243,17 @@ class Dataset(models.Model):
         }
 
 
-class DatasetStats(models.Model):
+class DatasetStats(Job):
     """Statistics of a dataset's rows, tokenized by one base model at one max length."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending", _("waiting for a worker")
-        RUNNING = "running", _("computing")
-        DONE = "done", _("done")
-        FAILED = "failed", _("failed")
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="stats")
     base_model = models.ForeignKey(BaseModel, on_delete=models.CASCADE, related_name="+")
     max_len = models.PositiveIntegerField(_("max length"))
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     rows_done = models.PositiveIntegerField(default=0)
     result = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    created = models.DateTimeField(auto_now_add=True)
-    updated = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["-updated"]
+        ordering = ["-created", "-pk"]
         constraints = [
             models.UniqueConstraint("dataset", "base_model", "max_len", name="dataset_stats_unique")
         ]
@@ -260,28 +261,42 @@ class DatasetStats(models.Model):
     def __str__(self) -> str:
         return f"{self.dataset} @ {self.max_len} ({self.status})"
 
-    @property
-    def is_final(self) -> bool:
-        return self.status in (self.Status.DONE, self.Status.FAILED)
-
-    def claim(self) -> bool:
-        """Pending -> running with a conditional update; False if another worker has it."""
-        claimed = DatasetStats.objects.filter(pk=self.pk, status=self.Status.PENDING).update(
-            status=self.Status.RUNNING
+    @classmethod
+    def wanted(
+        cls, dataset: Dataset, base_model: BaseModel, max_len: int
+    ) -> tuple[DatasetStats, bool]:
+        """The statistics row for these settings, and whether it needs computing (new, or
+        failed before and queued again)."""
+        stats, created = cls.objects.get_or_create(
+            dataset=dataset, base_model=base_model, max_len=max_len
         )
-        if claimed:
-            self.status = self.Status.RUNNING
-        return bool(claimed)
+        return stats, created or stats.requeue()
 
 
-class ModelDownload(models.Model):
+class DatasetCheck(Job):
+    """New settings (shape, mapping, template) checked against every row on a worker, then
+    saved: in place while no run used the dataset, else as a new version (``result``)."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="checks")
+    spec = models.JSONField(help_text=_("The DataSpec fields to check and save"))
+    rows_done = models.PositiveIntegerField(default=0)
+    problems = models.JSONField(default=list, blank=True, help_text=_("The first problems"))
+    result = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+
+    def __str__(self) -> str:
+        return f"check of {self.dataset} ({self.status})"
+
+    def data_spec(self) -> DataSpec:
+        return DataSpec(**self.spec)
+
+
+class ModelDownload(Job):
     """An operator's download of a catalog model from the Hugging Face Hub, on a worker."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", _("queued")
-        DOWNLOADING = "downloading", _("downloading")
-        DONE = "done", _("done")
-        FAILED = "failed", _("failed")
 
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="model_downloads"
@@ -289,15 +304,11 @@ class ModelDownload(models.Model):
     repo_id = models.CharField(max_length=200)
     name = models.CharField(max_length=200, help_text=_("Name in the store"))
     licence = models.CharField(max_length=100, blank=True)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     bytes_done = models.BigIntegerField(default=0)
     bytes_total = models.BigIntegerField(default=0)
-    error = models.TextField(blank=True)
     base_model = models.ForeignKey(
         BaseModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="downloads"
     )
-    created = models.DateTimeField(auto_now_add=True)
-    finished = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -305,17 +316,13 @@ class ModelDownload(models.Model):
             # One download of a repository at a time.
             models.UniqueConstraint(
                 "repo_id",
-                condition=models.Q(status__in=["queued", "downloading"]),
+                condition=models.Q(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]),
                 name="one_active_download_per_repo",
             )
         ]
 
     def __str__(self) -> str:
         return f"{self.repo_id} ({self.get_status_display()})"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in (self.Status.QUEUED, self.Status.DOWNLOADING)
 
     @property
     def percent(self) -> int:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import asdict
+
 from django.db import transaction
 
-from projects.models import BaseModel, Dataset, DatasetStats
+from accounts.models import User
+from projects.actors import check_dataset, compute_dataset_stats, download_model, preview_tokens
+from projects.models import BaseModel, Dataset, DatasetCheck, DatasetStats, ModelDownload
+from slmlab.jobs import JobStatus
+from training.engine.config import DEFAULT_MAX_SEQ_LEN
+from training.engine.data.records import DataSpec
+from training.engine.models.catalog import CatalogModel
 
 
 def request_stats(
@@ -14,21 +23,47 @@ def request_stats(
 
     A failed computation is queued again. None when the lab has no base model yet.
     """
-    from projects.actors import compute_dataset_stats
-    from projects.stats import default_max_len
-
     base_model = base_model or BaseModel.objects.first()
     if base_model is None:
         return None
     with transaction.atomic():
-        stats, created = DatasetStats.objects.get_or_create(
-            dataset=dataset, base_model=base_model, max_len=max_len or default_max_len()
-        )
-        if not created and stats.status == DatasetStats.Status.FAILED:
-            stats.status = DatasetStats.Status.PENDING
-            stats.error = ""
-            stats.save(update_fields=["status", "error", "updated"])
-            created = True
-        if created:
+        stats, wanted = DatasetStats.wanted(dataset, base_model, max_len or DEFAULT_MAX_SEQ_LEN)
+        if wanted:
             transaction.on_commit(lambda: compute_dataset_stats.send(stats.pk))
     return stats
+
+
+def request_check(dataset: Dataset, spec: DataSpec) -> DatasetCheck:
+    """Check every row with new settings on a worker, then save them (see DatasetCheck).
+
+    A check of the same dataset still waiting is cancelled: the newest settings win.
+    """
+    with transaction.atomic():
+        for waiting in dataset.checks.filter(status=JobStatus.QUEUED):
+            waiting.cancel()
+        check = DatasetCheck.objects.create(dataset=dataset, spec=asdict(spec))
+        transaction.on_commit(lambda: check_dataset.send(check.pk))
+    return check
+
+
+def request_preview(dataset: Dataset, spec: DataSpec, base_model: BaseModel) -> str:
+    """Ask a worker to tokenize the first rows with ``spec``; returns the request's key,
+    which names the fragment the worker pushes to the dataset's page."""
+    key = uuid.uuid4().hex[:12]
+    transaction.on_commit(lambda: preview_tokens.send(dataset.pk, asdict(spec), base_model.pk, key))
+    return key
+
+
+def request_download(user: User, entry: CatalogModel) -> ModelDownload:
+    """Queue a download of a curated model (after commit); reuses one already under way."""
+    active = ModelDownload.objects.filter(
+        repo_id=entry.repo_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
+    ).first()
+    if active is not None:
+        return active
+    with transaction.atomic():
+        download = ModelDownload.objects.create(
+            requested_by=user, repo_id=entry.repo_id, name=entry.name, licence=entry.licence
+        )
+        transaction.on_commit(lambda: download_model.send(download.pk))
+    return download

@@ -11,20 +11,22 @@ urlpatterns = [
     path("<int:project_id>/delete/", views.project_delete, name="delete"),
     path("<int:project_id>/datasets/upload/", views.dataset_upload, name="dataset_upload"),
     path("<int:project_id>/datasets/sample/", views.dataset_sample, name="dataset_sample"),
-    path("<int:project_id>/datasets/<int:dataset_id>/", views.dataset_detail, name="dataset"),
+    path(
+        "<int:project_id>/datasets/<int:dataset_id>/", dataset_views.dataset_detail, name="dataset"
+    ),
     path(
         "<int:project_id>/datasets/<int:dataset_id>/settings/",
-        views.dataset_settings,
+        dataset_views.dataset_settings,
         name="dataset_settings",
     ),
     path(
         "<int:project_id>/datasets/<int:dataset_id>/preview/",
-        views.dataset_preview,
+        dataset_views.dataset_preview,
         name="dataset_preview",
     ),
     path(
         "<int:project_id>/datasets/<int:dataset_id>/delete/",
-        views.dataset_delete,
+        dataset_views.dataset_delete,
         name="dataset_delete",
     ),
     path(

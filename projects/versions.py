@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from django.conf import settings
@@ -17,9 +19,9 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Max
 
-from projects import datasets, services
+from projects import datasets
 from projects.models import Dataset, DatasetStats, dataset_upload_path, validation_upload_path
-from training.engine.data import DatasetError, DataSpec, scan_dataset
+from training.engine.data.records import DatasetError, DataSpec, scan_dataset
 
 
 def _media(relative: str) -> Path:
@@ -71,41 +73,62 @@ def _copy_stats(source: Dataset, target: Dataset) -> None:
         stats.save()
 
 
-def set_split(dataset: Dataset, val_percent: int, seed: int) -> Dataset:
-    """Validation as a seeded share of the rows (drops any validation file)."""
-    unchanged = (dataset.val_percent, dataset.split_seed, dataset.validation_file.name)
-    if unchanged == (val_percent, seed, ""):
-        return dataset  # nothing to change: no new version for it
-    removed: list[Path] = []
+@dataclass
+class _Edit:
+    target: Dataset  # the row to change
+    created: list[Path]  # files made for it: removed if the change fails
+    removed: list[Path] = field(default_factory=list)  # files to delete once it commits
+
+
+@contextmanager
+def _editing(dataset: Dataset) -> Iterator[_Edit]:
+    """A change in one transaction: to ``dataset`` if unused, else to a new version; on an
+    error nothing of it is left, and replaced files go only once it committed."""
     with transaction.atomic():
         target, created = _editable(dataset)
+        edit = _Edit(target, created)
         try:
-            if target.validation_file:
-                removed.append(_media(target.validation_file.name))
-            target.val_percent = val_percent
-            target.split_seed = seed
-            target.validation_file.name = ""
-            target.validation_row_count = 0
-            target.save()
+            yield edit
             if target.pk != dataset.pk:
                 _copy_stats(dataset, target)
         except BaseException:
             _unlink(created)
             raise
-        transaction.on_commit(lambda: _unlink(removed))
+        transaction.on_commit(lambda: _unlink(edit.removed))
+
+
+def set_split(dataset: Dataset, val_percent: int, seed: int) -> Dataset:
+    """Validation as a seeded share of the rows (drops any validation file)."""
+    unchanged = (dataset.val_percent, dataset.split_seed, dataset.validation_file.name)
+    if unchanged == (val_percent, seed, ""):
+        return dataset  # nothing to change: no new version for it
+    with _editing(dataset) as edit:
+        target = edit.target
+        if target.validation_file:
+            edit.removed.append(_media(target.validation_file.name))
+        target.val_percent = val_percent
+        target.split_seed = seed
+        target.validation_file.name = ""
+        target.validation_row_count = 0
+        target.save()
     return target
 
 
-def change_settings(dataset: Dataset, spec: DataSpec) -> Dataset:
+def change_settings(
+    dataset: Dataset, spec: DataSpec, on_progress: Callable[[int], None] | None = None
+) -> Dataset:
     """New shape, mapping or template: in place while unused, else as a new version.
 
     Every row of the file, and of the validation file, is checked with the new settings
-    first; a problem raises :class:`DatasetError` and changes nothing. Statistics are
-    computed again, since they tokenize the rows as the template renders them.
+    first (``on_progress(rows)`` as it goes: this runs on a worker); a problem raises
+    :class:`DatasetError` and changes nothing. The old statistics go: they tokenized the
+    rows as the old template rendered them (the caller has new ones computed).
     """
     if spec == dataset.spec():
         return dataset  # nothing to change: no new version, no new statistics
-    count, preview = scan_dataset(dataset.file.path, spec, keep=datasets.PREVIEW_ROWS)
+    count, preview = scan_dataset(
+        dataset.file.path, spec, keep=datasets.PREVIEW_ROWS, on_progress=on_progress
+    )
     if dataset.validation_file:
         try:
             scan_dataset(dataset.validation_file.path, spec, keep=0)
@@ -120,7 +143,6 @@ def change_settings(dataset: Dataset, spec: DataSpec) -> Dataset:
         except BaseException:
             _unlink(created)
             raise
-    services.request_stats(target)
     return target
 
 
@@ -130,32 +152,26 @@ def set_validation_file(dataset: Dataset, upload: UploadedFile) -> Dataset:
     try:
         # Read exactly like the training file: same format, shape, mapping and template.
         count, _ = scan_dataset(tmp, dataset.spec(), keep=0)
-        removed: list[Path] = []
-        with transaction.atomic():
-            target, created = _editable(dataset)
-            try:
-                if target.validation_file:
-                    removed.append(_media(target.validation_file.name))
-                target.validation_file.name = validation_upload_path(target, "")
-                final = _media(target.validation_file.name)
-                removed = [p for p in removed if p != final]
-                target.validation_row_count = count
-                target.save()
-                if target.pk != dataset.pk:
-                    _copy_stats(dataset, target)
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, final)
-            except BaseException:
-                _unlink(created)
-                raise
-            transaction.on_commit(lambda: _unlink(removed))
+        with _editing(dataset) as edit:
+            target = edit.target
+            old = _media(target.validation_file.name) if target.validation_file else None
+            target.validation_file.name = validation_upload_path(target, "")
+            final = _media(target.validation_file.name)
+            if old is not None and old != final:
+                edit.removed.append(old)
+            target.validation_row_count = count
+            target.save()
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
         return target
     finally:
         tmp.unlink(missing_ok=True)
 
 
 def replace_file(dataset: Dataset, upload: UploadedFile) -> Dataset:
-    """New rows for the dataset; raises DatasetError (and changes nothing) if invalid."""
+    """New rows for the dataset; raises DatasetError (and changes nothing) if invalid.
+
+    The old statistics go with the old rows (the caller has new ones computed)."""
     with transaction.atomic():
         locked = Dataset.objects.select_for_update().get(pk=dataset.pk)
         fresh = datasets.store_upload(locked.project, upload, locked.name)
@@ -169,7 +185,6 @@ def replace_file(dataset: Dataset, upload: UploadedFile) -> Dataset:
             _media(fresh.file.name).unlink(missing_ok=True)
             raise
         transaction.on_commit(lambda: _unlink(removed))
-    services.request_stats(target)
     return target
 
 

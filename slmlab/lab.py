@@ -105,9 +105,10 @@ def stop_all(procs: list[tuple[str, subprocess.Popen]]) -> None:
 
 
 # Worker kinds: GPU workers take one training message at a time (prefetch 1) and,
-# on a second thread, chat requests; the CPU worker takes light work (statistics,
-# downloads) from the default queue.
-WORKER_KINDS = {"worker": (2, ["gpu", "chat"]), "cpu worker": (2, ["default"])}
+# on a second thread, chat requests; the CPU worker takes statistics, dataset checks
+# and downloads from the default queue and token previews from the interactive one
+# (three threads, so a preview rarely waits behind two long jobs).
+WORKER_KINDS = {"worker": (2, ["gpu", "chat"]), "cpu worker": (3, ["interactive", "default"])}
 
 
 def start_worker(kind: str, processes: int, env: dict[str, str]) -> subprocess.Popen:

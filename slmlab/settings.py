@@ -216,6 +216,9 @@ QUEUE_GPU = "gpu"
 # does not wait for a training run on the same worker to end.
 QUEUE_CHAT = "chat"
 QUEUE_DEFAULT = "default"
+# Quick answers a user waits for on a page (the token preview): consumed by the CPU
+# worker beside the default queue, so they need not wait behind long statistics.
+QUEUE_INTERACTIVE = "interactive"
 
 # --- Security (production values come from the environment) ---
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)

@@ -19,7 +19,7 @@ def bundled_model_dir():
     """The bundled SmolLM2-135M-Instruct in the test model store (converted once per machine)."""
     from pathlib import Path
 
-    from training.engine.store import import_bundled_model
+    from training.engine.models.store import import_bundled_model
 
     return import_bundled_model(Path(os.environ["SLMLAB_MODEL_STORE"]))
 
@@ -100,6 +100,25 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def run_queued(broker):
+    """Run the messages waiting on one of the StubBroker's queues, as a worker would (in
+    this thread); returns the actor names it ran. Messages are sent after commit, so a
+    test sends them inside ``django_capture_on_commit_callbacks(execute=True)``."""
+    import json
+
+    def run(queue_name: str) -> list[str]:
+        queue = broker.queues.get(queue_name)
+        ran = []
+        while queue is not None and not queue.empty():
+            message = json.loads(queue.get_nowait())
+            broker.get_actor(message["actor_name"])(*message["args"], **message["kwargs"])
+            ran.append(message["actor_name"])
+        return ran
+
+    return run
 
 
 @pytest.fixture

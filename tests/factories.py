@@ -29,14 +29,6 @@ def make_base_model(name: str = "SmolLM2-135M-Instruct", path: str = "/nonexiste
     return model
 
 
-def write_jsonl(path, rows: list[dict]) -> None:
-    import json
-
-    with open(path, "w", encoding="utf-8") as out:
-        for row in rows:
-            out.write(json.dumps(row) + "\n")
-
-
 ALPACA_ROWS = [
     {"instruction": "Say hi", "input": "", "output": "hi"},
     {"instruction": "Add", "input": "2 + 2", "output": "4"},
@@ -50,6 +42,7 @@ def make_dataset(project: Project | None = None, rows: list[dict] | None = None,
     from pathlib import Path
 
     from projects.datasets import store_dataset
+    from training.engine.data.samples import write_jsonl
 
     project = project or make_project()
     fd, tmp = tempfile.mkstemp(suffix=".jsonl")

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 
 import psutil
 
 from projects.models import BaseModel
-from training.engine.catalog import arch_from_config_dict
-from training.engine.memory import MemoryEstimate, MemorySettings, estimate_memory, fits
-from training.engine.speed import cpu_has_fast_bf16
+from training.engine.models.arch import read_model_facts
+from training.engine.models.memory import MemoryEstimate, MemorySettings, estimate_memory, fits
 from training.models import Worker
 
 LABELS = {
@@ -29,25 +26,33 @@ LABELS = {
 
 
 @dataclass(frozen=True)
+class Device:
+    """Where a run would train: the largest live worker's device."""
+
+    kind: str  # "cpu" or "cuda"
+    name: str
+    memory_mb: float
+    cpu_bf16: bool  # a CPU with native bf16 matmuls: runs take bf16 autocast there
+
+
+@dataclass(frozen=True)
 class Capacity:
     estimate: MemoryEstimate
-    device: str  # "cpu" or "cuda"
-    device_name: str
-    device_memory_mb: float
+    device: Device
     fits: bool
     headroom_mb: float
 
     @property
     def used_percent(self) -> int:
-        return min(100, round(100 * self.estimate.total_mb / self.device_memory_mb))
+        return min(100, round(100 * self.estimate.total_mb / self.device.memory_mb))
 
     def rows(self) -> list[tuple[str, float]]:
         parts = self.estimate.breakdown()
         return [(LABELS[key], parts[key]) for key in LABELS if parts.get(key)]
 
 
-def target_device() -> tuple[str, str, float]:
-    """The largest live worker's device; this machine's memory when no worker reported yet."""
+def target_device() -> Device:
+    """The largest live worker's device; this machine's when no worker reported yet."""
     best = None
     for worker in Worker.objects.all():
         if (
@@ -58,25 +63,37 @@ def target_device() -> tuple[str, str, float]:
             best = worker
     if best is not None:
         kind = "cpu" if best.device.startswith("CPU") else "cuda"
-        return kind, best.device, best.memory_total_mb
-    return "cpu", "this machine's CPU", psutil.virtual_memory().total / 2**20
+        return Device(kind, best.device, best.memory_total_mb, kind == "cpu" and best.cpu_bf16)
+    memory = psutil.virtual_memory().total / 2**20
+    return Device("cpu", "this machine's CPU", memory, this_cpu_has_bf16())
+
+
+def this_cpu_has_bf16() -> bool:
+    """Whether this machine's CPU has native bf16 matmuls (from its flags, without torch)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = line.split(":", 1)[1].split()
+                    return "avx512_bf16" in flags or "amx_bf16" in flags
+    except OSError:
+        pass
+    return False
 
 
 def capacity_for(base_model: BaseModel, config: dict) -> Capacity | None:
     """None when the model's folder has no readable config (e.g. not downloaded yet)."""
     try:
-        model_config = json.loads((Path(base_model.path) / "config.json").read_text())
-        arch = arch_from_config_dict(model_config)
-    except (OSError, ValueError, KeyError):
+        facts = read_model_facts(base_model.path)
+    except (OSError, ValueError):
         return None
-    device, name, memory_mb = target_device()
-    settings = MemorySettings.from_config(SimpleNamespace(**config))
+    device = target_device()
     estimate = estimate_memory(
-        arch,
-        settings,
-        device=device,
-        checkpoint_dtype=model_config.get("dtype") or model_config.get("torch_dtype") or "float32",
-        cpu_bf16=device == "cpu" and cpu_has_fast_bf16(),  # CPU workers: assumed this CPU
+        facts.arch,
+        MemorySettings.from_config(SimpleNamespace(**config)),
+        device=device.kind,
+        checkpoint_dtype=facts.checkpoint_dtype,
+        cpu_bf16=device.cpu_bf16,
     )
-    ok, headroom = fits(estimate, memory_mb)
-    return Capacity(estimate, device, name, memory_mb, ok, headroom)
+    ok, headroom = fits(estimate, device.memory_mb)
+    return Capacity(estimate, device, ok, headroom)

@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from projects.models import BaseModel, Dataset, Project
 from training.capacity import Capacity, capacity_for
 from training.engine.config import ConfigError, RunConfig
-from training.engine.samples import SAMPLE_RUN_DEFAULTS
+from training.engine.data.samples import SAMPLE_RUN_DEFAULTS
 from training.models import Run
 
 # Fields of RunConfig the form edits; paths are filled in by the worker.
@@ -81,7 +81,7 @@ class RunForm(forms.Form):
     keep_checkpoints = forms.IntegerField(
         label=_("Checkpoints kept"), required=False, min_value=1, max_value=100
     )
-    insist = forms.BooleanField(
+    start_anyway = forms.BooleanField(
         label=_("Start anyway, even if the estimate says it will not fit"), required=False
     )
 
@@ -124,7 +124,7 @@ class RunForm(forms.Form):
                     self.add_error(None, f"{field}: {message}")
             return cleaned
         self.capacity = capacity_for(cleaned["base_model"], self.config())
-        if self.capacity and not self.capacity.fits and not cleaned.get("insist"):
+        if self.capacity and not self.capacity.fits and not cleaned.get("start_anyway"):
             self.add_error(
                 None,
                 _(
@@ -134,8 +134,8 @@ class RunForm(forms.Form):
                 )
                 % {
                     "need": self.capacity.estimate.total_mb,
-                    "device": self.capacity.device_name,
-                    "have": self.capacity.device_memory_mb,
+                    "device": self.capacity.device.name,
+                    "have": self.capacity.device.memory_mb,
                 },
             )
         return cleaned

@@ -32,9 +32,12 @@ def device_facts() -> dict:
             }
     except Exception:  # a broken CUDA install must not stop the heartbeat
         logger.exception("could not read the GPU")
+    from training.engine.train.speed import cpu_has_fast_bf16
+
     memory = psutil.virtual_memory()
     return {
         "device": f"CPU ({os.cpu_count()} cores)",
+        "cpu_bf16": cpu_has_fast_bf16(),
         "memory_total_mb": memory.total / 2**20,
         "memory_used_mb": (memory.total - memory.available) / 2**20,
     }
@@ -87,7 +90,7 @@ def reap_stale_runs() -> list[int]:
     crashing workers in a loop.
     """
     from training import events, services
-    from training.engine import checkpoint
+    from training.engine.train import checkpoint
     from training.models import Run, RunLog
 
     alive = live_worker_names()
@@ -125,7 +128,7 @@ class WorkerHeartbeat(dramatiq.Middleware):
     """Starts the heartbeat thread in every worker process."""
 
     def after_worker_boot(self, broker, worker) -> None:
-        from training.runner import worker_name
+        from training.jobs.train import worker_name
 
         if worker.consumer_whitelist and settings.QUEUE_GPU not in worker.consumer_whitelist:
             return  # a CPU-only worker (statistics) trains nothing: not a training worker
@@ -137,7 +140,7 @@ class WorkerHeartbeat(dramatiq.Middleware):
         self.thread.start()
 
     def before_worker_shutdown(self, broker, worker) -> None:
-        from training import runner
+        from training.jobs import train as runner
 
         # Dramatiq waits for the actor to return: training sees this, checkpoints and
         # hands the run back. The heartbeat goes on meanwhile, or the run would be
@@ -145,8 +148,8 @@ class WorkerHeartbeat(dramatiq.Middleware):
         runner.SHUTTING_DOWN.set()
 
     def after_worker_shutdown(self, broker, worker) -> None:
+        from training.jobs.train import worker_name
         from training.models import Worker
-        from training.runner import worker_name
 
         if hasattr(self, "stop"):
             self.stop.set()

@@ -7,9 +7,12 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from projects.models import BaseModel, Dataset, Project
+from slmlab.jobs import Job, Transitions
+from training.engine.train import checkpoint
+from training.engine.train.outcome import Outcome
 
 
-class Run(models.Model):
+class Run(Transitions, models.Model):
     """One fine-tuning run. The database row is the truth the pages and scripts read."""
 
     class Status(models.TextChoices):
@@ -95,9 +98,7 @@ class Run(models.Model):
         return self.status in (*self.WAITING, self.Status.RUNNING)
 
     @property
-    def checkpoints(self) -> list:
-        from training.engine import checkpoint
-
+    def checkpoints(self) -> list[checkpoint.Checkpoint]:
         return checkpoint.list_complete(self.output_dir)
 
     @property
@@ -122,12 +123,16 @@ class Run(models.Model):
 
     def claim(self, worker: str) -> bool:
         """Move queued/interrupted → running for exactly one worker; a duplicate gets False."""
-        claimed = Run.objects.filter(
-            pk=self.pk, status__in=self.WAITING, cancel_requested=False
-        ).update(status=self.Status.RUNNING, worker=worker, started=timezone.now())
+        claimed = self._move(
+            self.WAITING,
+            where={"cancel_requested": False},
+            status=self.Status.RUNNING,
+            worker=worker,
+            started=timezone.now(),
+        )
         if claimed:
             self.refresh_from_db()
-        return bool(claimed)
+        return claimed
 
     def request_cancel(self) -> bool:
         """Cancel now if queued; ask the worker to stop if running. False once final."""
@@ -177,14 +182,17 @@ class Run(models.Model):
         self.train_tokens = self.metrics.aggregate(n=models.Sum("tokens"))["n"] or 0
         self.save(update_fields=["step", "loss", "epoch", "eval_loss", "train_tokens"])
 
-    def stop_to_resume(self, worker: str, error: str) -> bool:
-        """A worker going away hands its run back: running → interrupted (resumes later)."""
-        changed = Run.objects.filter(pk=self.pk, status=self.Status.RUNNING, worker=worker).update(
-            status=self.Status.INTERRUPTED, error=error
+    def stop_to_resume(self, error: str) -> bool:
+        """Its worker going away hands the run back: running → interrupted (resumes later).
+
+        Only the worker that holds the run may (see :meth:`finish`).
+        """
+        return self._move(
+            [self.Status.RUNNING],
+            where={"worker": self.worker},
+            status=self.Status.INTERRUPTED,
+            error=error,
         )
-        if changed:
-            self.status, self.error = self.Status.INTERRUPTED, error
-        return bool(changed)
 
     def retry(self) -> "Run":
         """A new queued run with this run's settings; a final run itself never changes."""
@@ -204,13 +212,19 @@ class Run(models.Model):
         False (and no change) from any other state, or when the run was taken over
         after its worker was thought dead (that worker must not overwrite it).
         """
-        now = timezone.now()
-        changed = Run.objects.filter(
-            pk=self.pk, status=self.Status.RUNNING, worker=self.worker
-        ).update(status=status, error=error, finished=now)
-        if changed:
-            self.status, self.error, self.finished = status, error, now
-        return bool(changed)
+        return self._move(
+            [self.Status.RUNNING],
+            where={"worker": self.worker},
+            status=status,
+            error=error,
+            finished=timezone.now(),
+        )
+
+    def end(self, outcome: Outcome, error: str = "") -> bool:
+        """End a training attempt as the engine's ``outcome`` says (see :meth:`finish`)."""
+        if outcome == Outcome.INTERRUPTED:
+            return self.stop_to_resume(error)
+        return self.finish(self.Status(outcome.value), error)
 
 
 class RunMetric(models.Model):
@@ -250,13 +264,8 @@ class RunLog(models.Model):
         return self.line[:80]
 
 
-class ChatExchange(models.Model):
+class ChatExchange(Job):
     """One prompt answered by the base model and the tuned model, on a worker."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending", _("thinking")
-        DONE = "done", _("done")
-        FAILED = "failed", _("failed")
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="chats")
     owner = models.ForeignKey(
@@ -269,9 +278,6 @@ class ChatExchange(models.Model):
     top_p = models.FloatField(default=1.0)
     base_answer = models.TextField(blank=True)
     tuned_answer = models.TextField(blank=True)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    error = models.TextField(blank=True)
-    created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created"]
@@ -296,6 +302,9 @@ class Worker(models.Model):
     device = models.CharField(max_length=200, help_text=_("GPU name, or CPU"))
     memory_total_mb = models.FloatField(null=True, blank=True)
     memory_used_mb = models.FloatField(null=True, blank=True)
+    cpu_bf16 = models.BooleanField(
+        default=False, help_text=_("A CPU with native bf16 matmuls (runs autocast to bf16)")
+    )
     started = models.DateTimeField(default=timezone.now)
     last_seen = models.DateTimeField(default=timezone.now, db_index=True)
 

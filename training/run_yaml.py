@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from django.conf import settings
@@ -10,9 +9,9 @@ from django.utils.text import slugify
 
 from projects.models import BaseModel, Dataset, Project
 from training.capacity import target_device
-from training.engine.catalog import arch_from_config_dict
 from training.engine.config import RunConfig
-from training.engine.memory import recommend
+from training.engine.models.arch import read_model_facts
+from training.engine.models.memory import recommend
 from training.forms import CONFIG_FIELDS, RunForm
 
 
@@ -43,14 +42,14 @@ def apply_yaml(form: RunForm, config: RunConfig, project: Project) -> None:
 
 
 def recommend_settings(model: BaseModel, dataset: Dataset, preset: str):
-    arch = arch_from_config_dict(json.loads((Path(model.path) / "config.json").read_text()))
-    device, _, memory_mb = target_device()
+    arch = read_model_facts(model.path).arch
+    device = target_device()
     values, reasons = recommend(
         arch,
         dataset.row_count,
-        memory_mb,
+        device.memory_mb,
         preset=preset,
-        device=device,
+        device=device.kind,
         context_length=model.context_length or None,
     )
     return {k: v for k, v in values.items() if k in CONFIG_FIELDS}, reasons

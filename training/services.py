@@ -5,6 +5,7 @@ from django.db import transaction
 from accounts.models import User
 from projects.models import BaseModel, Dataset, Project
 from training import events
+from training.actors import chat_reply, train_next
 from training.models import ChatExchange, Run
 
 
@@ -17,8 +18,6 @@ def start_run(
     name: str,
     config: dict,
 ) -> Run:
-    from training.actors import train_next
-
     with transaction.atomic():
         run = Run.objects.create(
             owner=owner,
@@ -50,8 +49,6 @@ def ask_chat(
     temperature: float = 0.0,
     top_p: float = 1.0,
 ) -> ChatExchange:
-    from training.actors import chat_reply
-
     with transaction.atomic():
         exchange = ChatExchange.objects.create(
             run=run,
@@ -69,8 +66,6 @@ def ask_chat(
 def requeue_run(run: Run) -> Run | None:
     """Operators: an interrupted run resumes with its crash count reset; a final one gets
     a new retry run (it stays as it ended). None for a queued or running run."""
-    from training.actors import train_next
-
     with transaction.atomic():
         if run.reset_for_requeue():
             queued = run
@@ -85,6 +80,4 @@ def requeue_run(run: Run) -> Run | None:
 
 def release_slot(run_id: int) -> None:
     """A run left the running state: let a worker start the next fair run."""
-    from training.actors import train_next
-
     transaction.on_commit(lambda: train_next.send(run_id))

@@ -1,10 +1,6 @@
-import shutil
-import tempfile
-from pathlib import Path
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -12,15 +8,16 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from projects.views import _get_project_for_user
+from projects.access import get_project_for_user
+from slmlab.streams import stream_folder_zip
 from training import services
-from training.engine import checkpoint
+from training.documents import run_document
 from training.engine.config import ConfigError, RunConfig
+from training.engine.train import checkpoint
 from training.events import run_context
 from training.forms import ChatForm, RunForm
 from training.models import Run
 from training.run_yaml import apply_yaml, recommend_settings, run_yaml
-from training.runner import run_summary
 
 
 def _get_run_for_user(request: HttpRequest, run_id: int) -> Run:
@@ -34,7 +31,7 @@ def _get_run_for_user(request: HttpRequest, run_id: int) -> Run:
 @login_required
 @require_http_methods(["GET", "POST"])
 def run_new(request: HttpRequest, project_id: int) -> HttpResponse:
-    project = _get_project_for_user(request, project_id)
+    project = get_project_for_user(request, project_id)
     form = RunForm(request.POST or None, project=project)
     if request.method == "GET" and "dataset" in request.GET:
         form.fields["dataset"].initial = request.GET["dataset"]
@@ -62,7 +59,7 @@ def run_new(request: HttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 def run_estimate(request: HttpRequest, project_id: int) -> HttpResponse:
     """The memory estimate for the form's current settings (HTMX, as the user edits)."""
-    project = _get_project_for_user(request, project_id)
+    project = get_project_for_user(request, project_id)
     form = RunForm(request.POST, project=project)
     form.is_valid()
     return render(
@@ -84,7 +81,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @login_required
 def run_json(request: HttpRequest, run_id: int) -> JsonResponse:
     run = _get_run_for_user(request, run_id)
-    return JsonResponse(run_summary(run))
+    return JsonResponse(run_document(run))
 
 
 @login_required
@@ -133,45 +130,30 @@ def run_chat(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @login_required
-def run_adapter(request: HttpRequest, run_id: int) -> FileResponse:
+def run_adapter(request: HttpRequest, run_id: int) -> StreamingHttpResponse:
     run = _get_run_for_user(request, run_id)
     if not run.has_adapter:
         raise Http404("This run has no adapter yet.")
-    archive = run.output_dir / "adapter.zip"
-    if not archive.exists():  # an adapter never changes once saved: zip it once
-        _zip_into(run.adapter_dir, archive)
-    filename = f"slmlab-run-{run.pk}-adapter.zip"
-    return FileResponse(archive.open("rb"), as_attachment=True, filename=filename)
+    return stream_folder_zip(run.adapter_dir, f"slmlab-run-{run.pk}-adapter.zip")
 
 
 @login_required
-def run_tensorboard(request: HttpRequest, run_id: int) -> FileResponse:
+def run_tensorboard(request: HttpRequest, run_id: int) -> StreamingHttpResponse:
     run = _get_run_for_user(request, run_id)
     events_dir = run.output_dir / "tensorboard"
     if not events_dir.is_dir():
         raise Http404("This run has no TensorBoard events yet.")
-    # Events grow while the run trains, so each download zips the current files.
-    archive = Path(tempfile.mkstemp(suffix=".zip", dir=run.output_dir)[1])
-    _zip_into(events_dir, archive)
-    response = FileResponse(
-        archive.open("rb"), as_attachment=True, filename=f"slmlab-run-{run.pk}-tensorboard.zip"
+    # Events grow while the run trains: each download streams the files as they are.
+    return stream_folder_zip(
+        events_dir, f"slmlab-run-{run.pk}-tensorboard.zip", growing=run.is_active
     )
-    archive.unlink()  # the open handle keeps the data until the response is sent
-    return response
-
-
-def _zip_into(directory: Path, archive: Path) -> None:
-    """Zip ``directory`` into ``archive`` atomically: no reader sees a half-written zip."""
-    with tempfile.TemporaryDirectory(dir=archive.parent) as tmp:
-        built = shutil.make_archive(str(Path(tmp) / "archive"), "zip", directory)
-        Path(built).replace(archive)
 
 
 @login_required
 @require_POST
 def run_recommend(request: HttpRequest, project_id: int) -> HttpResponse:
     """Fill the form with recommended settings for its model, dataset and the lab's workers."""
-    project = _get_project_for_user(request, project_id)
+    project = get_project_for_user(request, project_id)
     preset = request.POST.get("preset", "balanced")
     bound = RunForm(request.POST, project=project)
     bound.is_valid()
@@ -200,8 +182,8 @@ def run_recommend(request: HttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 def run_config_export(request: HttpRequest, project_id: int) -> HttpResponse:
     """The form's settings as the run.yaml that `manage.py train --config` reads."""
-    project = _get_project_for_user(request, project_id)
-    form = RunForm({**request.POST.dict(), "insist": "on"}, project=project)
+    project = get_project_for_user(request, project_id)
+    form = RunForm({**request.POST.dict(), "start_anyway": "on"}, project=project)
     if not form.is_valid():
         return render(
             request,
@@ -220,7 +202,7 @@ def run_config_export(request: HttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 def run_config_import(request: HttpRequest, project_id: int) -> HttpResponse:
     """Fill the run form from an uploaded run.yaml (the same schema as the export)."""
-    project = _get_project_for_user(request, project_id)
+    project = get_project_for_user(request, project_id)
     upload = request.FILES.get("config")
     form = RunForm(project=project)
     try:

@@ -8,8 +8,8 @@ import zipfile
 import pytest
 from playwright.sync_api import expect
 
-from training.engine.samples import write_sample_dataset
-from training.engine.store import DEFAULT_MODEL_NAME as MODEL
+from training.engine.data.samples import write_sample_dataset
+from training.engine.models.store import DEFAULT_MODEL_NAME as MODEL
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.browser]
 

@@ -13,8 +13,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from training.engine import samples
 from training.engine.config import RunConfig
+from training.engine.data import samples
 
 
 @pytest.fixture(scope="session")
@@ -66,14 +66,13 @@ def trained_run(
     model_dir: Path, sample_dataset: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     """One completed 3-step run shared by the training and chat tests."""
-    from training.engine.train import train
+    from training.engine.train.loop import TrainHooks, train
 
     output_dir = tmp_path_factory.mktemp("run")
     metrics: list[Any] = []
     logs: list[str] = []
     result = train(
         _tiny_config(model_dir, sample_dataset, output_dir),
-        on_metrics=metrics.append,
-        on_log=logs.append,
+        TrainHooks(on_metrics=metrics.append, on_log=logs.append),
     )
     yield {"result": result, "metrics": metrics, "logs": logs, "output_dir": output_dir}

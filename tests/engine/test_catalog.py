@@ -9,14 +9,8 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
-from training.engine.catalog import (
-    CATALOG,
-    DEFAULT_MODEL_KEY,
-    arch_from_config_dict,
-    get_model,
-    param_count,
-    quantizable_param_count,
-)
+from training.engine.models.arch import arch_from_config_dict, param_count, quantizable_param_count
+from training.engine.models.catalog import CATALOG, DEFAULT_MODEL_KEY, get_model
 
 BUNDLED_PARAMS = 134_515_008
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from training.engine.chat import ChatModel
+from training.engine.inference.chat import ChatModel
 
 pytestmark = pytest.mark.slow
 
@@ -38,11 +38,20 @@ def test_it_answers_like_the_plain_base_model_with_the_adapter_off(
     )
 
 
-def test_it_streams_the_same_text_it_generates(chat: ChatModel) -> None:
+def test_it_streams_what_greedy_generation_decodes_to(chat: ChatModel) -> None:
+    import torch
+
     chunks = list(chat.stream(MESSAGES, max_new_tokens=12))
 
+    inputs = chat._inputs(MESSAGES)
+    with torch.inference_mode():
+        output = chat.model.generate(**inputs, max_new_tokens=12, do_sample=False)
+    new_tokens = output[0, inputs["input_ids"].shape[1] :]
     assert len(chunks) > 1
-    assert "".join(chunks).strip() == chat.generate(MESSAGES, max_new_tokens=12)
+    assert (
+        "".join(chunks).strip()
+        == chat.tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
+    )
 
 
 def test_it_samples_when_temperature_is_positive(chat: ChatModel) -> None:

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from training.engine.chat import encode_prompt
-from training.engine.data import IGNORE_INDEX, encode_record
-from training.engine.shapes import Record, Turn
-from training.engine.templates import TemplateError, inference_prompt
+from training.engine.data.prompts import TemplateError, inference_prompt
+from training.engine.data.shapes import Record, Turn
+from training.engine.data.tokenize import IGNORE_INDEX, encode_record
+from training.engine.inference.chat import encode_prompt
 
 QUESTION = "What is the capital of Thailand?"
 

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from safetensors.torch import load_file
 
-from training.engine import checkpoint
-from training.engine.checkpoint import CheckpointError
-from training.engine.train import SHUTDOWN, train
+from training.engine.train import checkpoint
+from training.engine.train.checkpoint import CheckpointError
+from training.engine.train.loop import TrainHooks, train
+from training.engine.train.outcome import Outcome
 
 # Dropout on and two micro-batches per step: a resume must restore the dropout RNG and
 # drop a half-done accumulation window, or the losses below would differ.
@@ -20,12 +21,12 @@ RESUME_SETTINGS = {"max_steps": 6, "grad_accum": 2, "lora_dropout": 0.1, "quanti
 
 
 def stop_at_poll(n: int):
-    """A should_stop that answers SHUTDOWN on its n-th call (one call per micro-batch)."""
+    """A should_stop that answers INTERRUPTED on its n-th call (one call per micro-batch)."""
     calls = {"n": 0}
 
     def should_stop() -> str | None:
         calls["n"] += 1
-        return SHUTDOWN if calls["n"] >= n else None
+        return Outcome.INTERRUPTED if calls["n"] >= n else None
 
     return should_stop
 
@@ -39,7 +40,7 @@ def straight_run(model_dir, sample_dataset, tiny_config, tmp_path_factory):
     out = tmp_path_factory.mktemp("straight")
     metrics: list[Any] = []
     config = tiny_config(model_dir, sample_dataset, out, checkpoint_every=0, **RESUME_SETTINGS)
-    train(config, on_metrics=metrics.append)
+    train(config, TrainHooks(on_metrics=metrics.append))
     return {"losses": [m.loss for m in metrics], "adapter": adapter_weights(out / "adapter")}
 
 
@@ -50,7 +51,7 @@ def test_a_run_stopped_mid_step_resumes_exactly_where_it_was(
     config = tiny_config(model_dir, sample_dataset, tmp_path, checkpoint_every=0, **RESUME_SETTINGS)
     first: list[Any] = []
     # Polls 1-8 are steps 1-4; poll 10 is the second micro-batch of step 5.
-    stopped = train(config, on_metrics=first.append, should_stop=stop_at_poll(10))
+    stopped = train(config, TrainHooks(on_metrics=first.append, should_stop=stop_at_poll(10)))
 
     assert stopped.status == "interrupted" and stopped.steps == 4
     assert [c.step for c in checkpoint.list_complete(tmp_path)] == [4]
@@ -59,7 +60,9 @@ def test_a_run_stopped_mid_step_resumes_exactly_where_it_was(
     logs: list[str] = []
     rest: list[Any] = []
     resumed = train(
-        config, on_metrics=rest.append, on_log=logs.append, resume_from=checkpoint.latest(tmp_path)
+        config,
+        TrainHooks(on_metrics=rest.append, on_log=logs.append),
+        resume_from=checkpoint.latest(tmp_path),
     )
 
     assert resumed.status == "completed" and resumed.steps == 6
@@ -81,7 +84,7 @@ def test_periodic_checkpoints_keep_only_the_newest(
         model_dir, sample_dataset, tmp_path, max_steps=5, checkpoint_every=1, keep_checkpoints=2
     )
     logs: list[str] = []
-    train(config, on_log=logs.append)
+    train(config, TrainHooks(on_log=logs.append))
 
     # Step 5 is the last: the adapter holds it, so no checkpoint is written for it.
     assert [c.step for c in checkpoint.list_complete(tmp_path)] == [3, 4]
@@ -122,9 +125,9 @@ def test_the_time_limit_stops_cleanly_with_a_checkpoint_and_an_adapter(
         model_dir, sample_dataset, tmp_path, max_steps=50, checkpoint_every=0, time_limit_s=0.001
     )
     logs: list[str] = []
-    result = train(config, on_log=logs.append)
+    result = train(config, TrainHooks(on_log=logs.append))
 
-    assert result.status == "time_limit" and result.steps == 1
+    assert result.status == "timed_out" and result.steps == 1
     assert [c.step for c in checkpoint.list_complete(tmp_path)] == [1]
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
     assert any("time limit of 0 s reached at step 1/50" in line for line in logs)

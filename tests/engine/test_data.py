@@ -11,15 +11,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from training.engine.data import (
-    IGNORE_INDEX,
-    DatasetError,
-    build_messages,
-    read_alpaca_jsonl,
-    render_prompt_and_full,
+from tests.engine.helpers import (
+    chat_messages,
+    prompt_and_full,
+    read_alpaca,
     tokenize_example,
     tokenize_rows,
 )
+from training.engine.data.records import DatasetError
+from training.engine.data.tokenize import IGNORE_INDEX
 
 GOOD = {"instruction": "Say hi", "input": "", "output": "hi"}
 
@@ -32,7 +32,7 @@ def write_lines(tmp_path: Path, *lines: str) -> Path:
 
 def problems_of(path: Path) -> list[str]:
     with pytest.raises(DatasetError) as info:
-        read_alpaca_jsonl(path)
+        read_alpaca(path)
     return [str(p) for p in info.value.problems]
 
 
@@ -45,7 +45,7 @@ def test_it_reads_rows_and_skips_blank_lines(tmp_path: Path) -> None:
         json.dumps({"instruction": "Add", "input": "1 and 2", "output": "3", "extra": 1}),
     )
 
-    rows = read_alpaca_jsonl(path)
+    rows = read_alpaca(path)
 
     assert rows == [GOOD, {"instruction": "Add", "input": "1 and 2", "output": "3"}]
 
@@ -57,7 +57,7 @@ def test_it_accepts_a_missing_or_null_input(tmp_path: Path) -> None:
         json.dumps({"instruction": "a", "input": None, "output": "b"}),
     )
 
-    assert [row["input"] for row in read_alpaca_jsonl(path)] == ["", ""]
+    assert [row["input"] for row in read_alpaca(path)] == ["", ""]
 
 
 def test_it_reports_a_wrong_type_with_line_and_field(tmp_path: Path) -> None:
@@ -128,14 +128,14 @@ def test_it_accepts_a_utf8_byte_order_mark(tmp_path: Path) -> None:
     path = tmp_path / "bom.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(GOOD).encode())
 
-    assert read_alpaca_jsonl(path) == [GOOD]
+    assert read_alpaca(path) == [GOOD]
 
 
 def test_it_reports_at_most_20_problems_but_counts_all(tmp_path: Path) -> None:
     path = write_lines(tmp_path, *["{bad"] * 30)
 
     with pytest.raises(DatasetError) as info:
-        read_alpaca_jsonl(path)
+        read_alpaca(path)
 
     assert len(info.value.problems) == 20
     assert info.value.total == 30
@@ -151,7 +151,7 @@ def test_it_raises_only_dataset_errors_on_arbitrary_bytes(content: bytes) -> Non
         path = Path(tmp) / "fuzz.jsonl"
         path.write_bytes(content)
         try:
-            rows = read_alpaca_jsonl(path)
+            rows = read_alpaca(path)
         except DatasetError as exc:
             assert exc.problems
         else:
@@ -173,14 +173,14 @@ def test_it_raises_only_dataset_errors_on_arbitrary_json_lines(values: list[Any]
         path = Path(tmp) / "fuzz.jsonl"
         path.write_text("\n".join(json.dumps(v) for v in values), encoding="utf-8")
         try:
-            read_alpaca_jsonl(path)
+            read_alpaca(path)
         except DatasetError as exc:
             assert all(p.line is not None and 1 <= p.line <= len(values) for p in exc.problems)
 
 
 def test_it_joins_instruction_and_input_for_the_user_turn() -> None:
-    with_input = build_messages({"instruction": "Translate", "input": "hola", "output": "hello"})
-    without = build_messages(GOOD)
+    with_input = chat_messages({"instruction": "Translate", "input": "hola", "output": "hello"})
+    without = chat_messages(GOOD)
 
     assert with_input == [
         {"role": "user", "content": "Translate\n\nhola"},
@@ -195,7 +195,7 @@ ROW = {"instruction": "What is 2 + 3?", "input": "", "output": '{"answer": "5"}'
 def test_it_masks_the_prompt_and_trains_the_response_and_eos(tokenizer: Any) -> None:
     example = tokenize_example(tokenizer, ROW, max_seq_len=512)
     prompt_ids = tokenizer.apply_chat_template(
-        build_messages(ROW)[:1], add_generation_prompt=True, return_dict=False
+        chat_messages(ROW)[:1], add_generation_prompt=True, return_dict=False
     )
     ids, labels = example["input_ids"], example["labels"]
     trained = [i for i, label in zip(ids, labels, strict=True) if label != IGNORE_INDEX]
@@ -214,7 +214,7 @@ def test_it_masks_the_prompt_and_trains_the_response_and_eos(tokenizer: Any) -> 
 )
 def test_it_keeps_the_prompt_response_boundary_exact(tokenizer: Any, output: str) -> None:
     row = {**ROW, "output": output}
-    prompt_text, full_text = render_prompt_and_full(tokenizer, row)
+    prompt_text, full_text = prompt_and_full(tokenizer, row)
     prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
 
     example = tokenize_example(tokenizer, row, max_seq_len=512)
@@ -226,7 +226,7 @@ def test_it_keeps_the_prompt_response_boundary_exact(tokenizer: Any, output: str
 
 
 def test_it_matches_joint_tokenization_for_ordinary_answers(tokenizer: Any) -> None:
-    _, full_text = render_prompt_and_full(tokenizer, ROW)
+    _, full_text = prompt_and_full(tokenizer, ROW)
 
     example = tokenize_example(tokenizer, ROW, max_seq_len=512)
 
@@ -243,7 +243,7 @@ def test_it_trains_on_the_prompt_when_asked(tokenizer: Any) -> None:
 def test_it_truncates_and_drops_examples_with_nothing_to_train(tokenizer: Any) -> None:
     prompt_len = len(
         tokenizer.apply_chat_template(
-            build_messages(ROW)[:1], add_generation_prompt=True, return_dict=False
+            chat_messages(ROW)[:1], add_generation_prompt=True, return_dict=False
         )
     )
 

@@ -13,16 +13,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from training.engine.data import (
+from training.engine.data.formats import MAX_JSON_DEPTH, MAX_RECORD_BYTES, format_for_name
+from training.engine.data.records import (
     DatasetError,
     DataSpec,
-    Record,
-    Turn,
     first_records,
     inspect_file,
     scan_dataset,
 )
-from training.engine.formats import MAX_JSON_DEPTH, MAX_RECORD_BYTES, format_for_name
+from training.engine.data.shapes import Record, Turn
 
 
 def write(tmp_path: Path, name: str, content: str | bytes) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from training.engine.config import ConfigError, RunConfig
-from training.engine.data import DataSpec, read_dataset
+from training.engine.data.records import DataSpec, read_dataset
 
 CSV_SETTINGS = {
     "dataset_format": "csv",
@@ -86,15 +86,15 @@ def test_the_spec_from_a_config_reads_the_file(tmp_path: Path) -> None:
 def test_a_run_trains_on_each_format_and_template(
     model_dir: Path, tiny_config, tmp_path: Path, writer: str, overrides: dict
 ) -> None:
-    from training.engine import samples
-    from training.engine.train import train
+    from training.engine.data import samples
+    from training.engine.train.loop import TrainHooks, train
 
     dataset = getattr(samples, writer)(tmp_path / "data", n=8)
     logs: list[str] = []
 
     result = train(
         tiny_config(model_dir, dataset, tmp_path / "out", max_steps=2, **overrides),
-        on_log=logs.append,
+        TrainHooks(on_log=logs.append),
     )
 
     assert result.status == "completed"

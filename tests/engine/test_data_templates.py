@@ -8,18 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.engine.data import (
+from tests.engine.helpers import tokenize_rows
+from training.engine.data.prompts import ALPACA_HEADER, TemplateError, render_segments
+from training.engine.data.shapes import Record, Turn, normalise
+from training.engine.data.tokenize import (
     IGNORE_INDEX,
-    Record,
-    TemplateError,
-    Turn,
     encode_record,
     preview_tokens,
     tokenize_record,
-    tokenize_rows,
 )
-from training.engine.shapes import normalise
-from training.engine.templates import ALPACA_HEADER, render_segments
 
 CHAT = Record(
     [

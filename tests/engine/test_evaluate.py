@@ -3,13 +3,13 @@ import math
 import pytest
 import torch
 
-from training.engine.data import read_alpaca_jsonl, tokenize_rows
-from training.engine.evaluate import evaluation_loss
+from tests.engine.helpers import read_alpaca, tokenize_rows
+from training.engine.evaluate.loss import evaluation_loss
 
 
 @pytest.fixture(scope="module")
 def model_and_tokenizer(model_dir):
-    from training.engine.store import load_model_and_tokenizer
+    from training.engine.models.store import load_model_and_tokenizer
 
     return load_model_and_tokenizer(model_dir, quantization="none", device="cpu")
 
@@ -17,7 +17,7 @@ def model_and_tokenizer(model_dir):
 @pytest.fixture(scope="module")
 def examples(model_and_tokenizer, sample_dataset):
     _, tokenizer = model_and_tokenizer
-    rows = read_alpaca_jsonl(sample_dataset)[:6]
+    rows = read_alpaca(sample_dataset)[:6]
     return tokenize_rows(tokenizer, rows, 96)[0]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training.engine.hub import HubError, download, plan
+from training.engine.models.hub import HubError, download, plan
 
 REPO = "tiny-org/tiny-llama"
 FETCHED = {

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from training.engine.catalog import CATALOG, get_model
 from training.engine.config import RunConfig
-from training.engine.memory import (
+from training.engine.models.catalog import CATALOG, get_model
+from training.engine.models.memory import (
     EIGHT_GB_MB,
     MemorySettings,
     estimate_memory,
@@ -116,7 +116,7 @@ def test_it_says_when_nothing_fits() -> None:
 
 
 def test_cpu_bf16_autocast_adds_the_bf16_copy_of_an_unquantized_models_linear_weights() -> None:
-    from training.engine.catalog import quantizable_param_count
+    from training.engine.models.arch import quantizable_param_count
 
     def weights(quantization: str, cpu_bf16: bool, device: str = "cpu", **changes) -> float:
         settings = MemorySettings(quantization=quantization, **changes)

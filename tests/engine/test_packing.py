@@ -8,18 +8,13 @@ from typing import Any
 import pytest
 import torch
 
-from training.engine import store
+from tests.engine.helpers import read_alpaca, tokenize_rows
 from training.engine.config import RunConfig
-from training.engine.data import IGNORE_INDEX, tokenize_rows
-from training.engine.train import (
-    attach_lora,
-    collate,
-    count_real,
-    count_trained,
-    pack,
-    summed_loss,
-    train,
-)
+from training.engine.data.tokenize import IGNORE_INDEX
+from training.engine.models import store
+from training.engine.train.batches import collate, count_real, count_trained, pack, summed_loss
+from training.engine.train.loop import TrainHooks, train
+from training.engine.train.lora import attach_lora
 
 X = IGNORE_INDEX
 
@@ -124,14 +119,13 @@ def test_it_gives_the_padded_loss_and_gradients_exactly(row_len: int) -> None:
 def test_it_gives_the_padded_loss_and_gradients_on_the_bundled_model(
     model_dir: Path, tokenizer: Any, sample_dataset: Path
 ) -> None:
-    from training.engine.data import read_alpaca_jsonl
 
     model, _ = store.load_model_and_tokenizer(model_dir, quantization="none")
     model = attach_lora(model, lora_config(autocast="float32"))  # exact: same dtype
     for module in model.modules():  # LoRA B starts at zero: make A's gradients non-zero too
         if hasattr(module, "lora_B"):
             torch.nn.init.normal_(module.lora_B["default"].weight, std=0.02)
-    examples, _ = tokenize_rows(tokenizer, read_alpaca_jsonl(sample_dataset)[:6], 96)
+    examples, _ = tokenize_rows(tokenizer, read_alpaca(sample_dataset)[:6], 96)
     examples[1] = {**examples[1], "labels": examples[1]["input_ids"]}  # trains its first token
 
     assert_same_loss_and_grads(model.train(), examples, row_len=96, atol=1e-5)
@@ -152,7 +146,7 @@ def test_training_packs_by_default_and_matches_the_padded_run(
         }
         train(
             tiny_config(model_dir, sample_dataset, tmp_path, **settings),
-            on_metrics=metrics.append,
+            TrainHooks(on_metrics=metrics.append),
         )
         return metrics
 

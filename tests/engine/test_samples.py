@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.engine import samples
+from tests.engine.helpers import read_alpaca, tokenize_rows
 from training.engine.config import RunConfig
-from training.engine.data import read_alpaca_jsonl
+from training.engine.data import samples
 
 
 def test_it_writes_a_valid_deterministic_dataset(tmp_path: Path) -> None:
     first = samples.write_sample_dataset(tmp_path / "a.jsonl", n=50)
     second = samples.write_sample_dataset(tmp_path / "b.jsonl", n=50)
 
-    rows = read_alpaca_jsonl(first)
+    rows = read_alpaca(first)
 
     assert first.read_bytes() == second.read_bytes()
     assert len(rows) == 50
@@ -54,7 +54,7 @@ def test_it_recommends_settings_that_validate() -> None:
 
 
 def test_every_sample_is_deterministic_valid_and_recognised(tmp_path: Path) -> None:
-    from training.engine.data import DataSpec, inspect_file, scan_dataset
+    from training.engine.data.records import DataSpec, inspect_file, scan_dataset
 
     for sample in samples.SAMPLES.values():
         first = sample.write(tmp_path / f"a-{sample.key}.{sample.file_format}")
@@ -82,7 +82,7 @@ def test_the_chat_sample_has_multi_turn_conversations_with_a_system_prompt() -> 
 
 
 def test_the_stories_sample_trains_every_token_in_windows(tokenizer, tmp_path: Path) -> None:
-    from training.engine.data import DataSpec, read_dataset, tokenize_rows
+    from training.engine.data.records import DataSpec, read_dataset
 
     path = samples.write_stories_sample(tmp_path / "stories.txt", n=5)
     records = read_dataset(path, DataSpec("txt", "text", {}, "blank_line"))

@@ -16,10 +16,13 @@ from tests.engine.test_packing import (
     random_examples,
     tiny_llama,
 )
-from training.engine import speed, store
 from training.engine.config import ConfigError, RunConfig
-from training.engine.speed import FastDropout, cpu_has_fast_bf16, resolve_autocast, speed_up
-from training.engine.train import attach_lora, pack, train
+from training.engine.models import store
+from training.engine.train import speed
+from training.engine.train.batches import pack
+from training.engine.train.loop import TrainHooks, train
+from training.engine.train.lora import attach_lora
+from training.engine.train.speed import FastDropout, cpu_has_fast_bf16, resolve_autocast, speed_up
 
 needs_bf16 = pytest.mark.skipif(not cpu_has_fast_bf16(), reason="CPU without native bf16")
 
@@ -194,7 +197,10 @@ def test_bf16_training_on_the_bundled_model_stays_within_two_percent_of_fp32(
     def run(mode: str, **overrides: Any) -> list[Any]:
         metrics: list[Any] = []
         settings = {"quantization": mode, "lora_dropout": 0.0, "max_steps": 3, **overrides}
-        train(tiny_config(model_dir, sample_dataset, tmp_path / mode, **settings), metrics.append)
+        train(
+            tiny_config(model_dir, sample_dataset, tmp_path / mode, **settings),
+            TrainHooks(on_metrics=metrics.append),
+        )
         return metrics
 
     # lr 1e-3 without warmup is harsh: Adam's sign-like first step turns bf16 noise in

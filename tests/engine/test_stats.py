@@ -2,15 +2,11 @@ import math
 
 import pytest
 
-from training.engine.data import IGNORE_INDEX, tokenize_example, tokenize_rows
-from training.engine.stats import (
-    bucket_width,
-    dataset_stats,
-    split_indices,
-    split_rows,
-    untruncated_examples,
-    validation_count,
-)
+from tests.engine.helpers import read_alpaca, tokenize_example, tokenize_rows
+from training.engine.data.records import DataSpec
+from training.engine.data.split import split_indices, split_rows, validation_count
+from training.engine.data.stats import bucket_width, dataset_pairs, dataset_stats
+from training.engine.data.tokenize import IGNORE_INDEX
 
 M = IGNORE_INDEX
 
@@ -100,11 +96,10 @@ def test_it_reports_progress_and_refuses_nothing_to_count():
 
 
 def test_real_token_lengths_match_what_training_keeps(tokenizer, sample_dataset):
-    from training.engine.data import read_alpaca_jsonl
 
-    rows = read_alpaca_jsonl(sample_dataset)
+    rows = read_alpaca(sample_dataset)
     max_len = 48
-    stats = dataset_stats(untruncated_examples(tokenizer, rows), max_len)
+    stats = dataset_stats(dataset_pairs(sample_dataset, DataSpec(), tokenizer), max_len)
     full = [len(tokenize_example(tokenizer, r, 10**9)["input_ids"]) for r in rows]
     examples, dropped = tokenize_rows(tokenizer, rows, max_len)
     assert stats["rows"] == len(rows)
@@ -118,8 +113,7 @@ def test_real_token_lengths_match_what_training_keeps(tokenizer, sample_dataset)
 
 
 def test_plain_text_is_cut_into_windows_like_training_not_truncated(tokenizer):
-    from training.engine.data import tokenize_rows
-    from training.engine.shapes import Record
+    from training.engine.data.shapes import Record
 
     records = [Record(text="word " * 60), Record(text="short"), Record(text="word " * 60)]
     max_len = 16

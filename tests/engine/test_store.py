@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from training.engine import store
+from training.engine.models import store
 
 
 def test_it_finds_the_bundled_gguf() -> None:

@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 import torch
 
-from training.engine import checkpoint
 from training.engine.config import ConfigError, RunConfig
-from training.engine.data import load_examples, read_dataset
-from training.engine.evaluate import evaluation_loss
-from training.engine.stats import split_rows, validation_count
-from training.engine.train import SHUTDOWN, split_for_run, train
+from training.engine.data.pipeline import examples_for_run, records_for_run
+from training.engine.data.records import read_dataset
+from training.engine.data.split import split_rows, validation_count
+from training.engine.evaluate.loss import evaluation_loss
+from training.engine.train import checkpoint
+from training.engine.train.loop import TrainHooks, train
+from training.engine.train.outcome import Outcome
 
 # Dropout on, so an evaluation that consumed random numbers or left the model in eval
 # mode would change the training losses compared below.
@@ -32,12 +34,12 @@ def test_a_run_holds_out_the_rows_the_dataset_page_counts(sample_dataset: Path) 
     config = RunConfig("m", str(sample_dataset), "o", validation_ratio=0.25, split_seed=7)
     every = read_dataset(sample_dataset)
 
-    train_rows, val_rows = split_for_run(config)
+    train_rows, val_rows = records_for_run(config)
 
     assert len(val_rows) == validation_count(len(every), 0.25) == 6
     assert (train_rows, val_rows) == split_rows(every, 0.25, 7)
     assert len(train_rows) + len(val_rows) == len(every)
-    other_seed = split_for_run(RunConfig("m", str(sample_dataset), "o", validation_ratio=0.25))
+    other_seed = records_for_run(RunConfig("m", str(sample_dataset), "o", validation_ratio=0.25))
     assert other_seed[1] != val_rows
 
 
@@ -46,14 +48,14 @@ def test_a_validation_file_is_read_like_the_dataset(sample_dataset: Path, tmp_pa
     validation = write_rows(tmp_path / "val.jsonl", rows[:3])
     config = RunConfig("m", str(sample_dataset), "o", validation_path=str(validation))
 
-    train_rows, val_rows = split_for_run(config)
+    train_rows, val_rows = records_for_run(config)
 
     assert train_rows == rows
     assert val_rows == rows[:3]
 
 
 def test_without_validation_nothing_is_held_out(sample_dataset: Path) -> None:
-    train_rows, val_rows = split_for_run(RunConfig("m", str(sample_dataset), "o"))
+    train_rows, val_rows = records_for_run(RunConfig("m", str(sample_dataset), "o"))
 
     assert val_rows == [] and len(train_rows) == 24
 
@@ -96,16 +98,18 @@ def test_a_run_reports_base_and_tuned_validation_loss_without_changing_training(
         eval_every=2,
         **SETTINGS,
     )
-    train_rows, val_rows = split_for_run(config)
+    train_rows, val_rows = records_for_run(config)
     evals: list[tuple[int, float]] = []
     metrics: list[Any] = []
     logs: list[str] = []
 
     result = train(
         config,
-        on_metrics=metrics.append,
-        on_log=logs.append,
-        on_eval=lambda step, loss: evals.append((step, loss)),
+        TrainHooks(
+            on_metrics=metrics.append,
+            on_log=logs.append,
+            on_eval=lambda step, loss: evals.append((step, loss)),
+        ),
     )
 
     assert [step for step, _ in evals] == [0, 2, 4]
@@ -124,16 +128,16 @@ def test_a_run_reports_base_and_tuned_validation_loss_without_changing_training(
         **SETTINGS,
     )
     reference: list[Any] = []
-    train(plain, on_metrics=reference.append)
+    train(plain, TrainHooks(on_metrics=reference.append))
     assert [m.loss for m in metrics] == pytest.approx([m.loss for m in reference], abs=1e-6)
 
     # The reported losses are the validation loss of the base model and of the adapter.
     from peft import PeftModel
 
-    from training.engine import store
+    from training.engine.models import store
 
     base, _ = store.load_model_and_tokenizer(model_dir, quantization="none")
-    val_examples, _ = load_examples(tokenizer, val_rows, config)
+    val_examples, _ = examples_for_run(tokenizer, val_rows, config)
     before = evaluation_loss(base, val_examples, tokenizer.pad_token_id)
     tuned = PeftModel.from_pretrained(base, result.adapter_dir)
     after = evaluation_loss(tuned, val_examples, tokenizer.pad_token_id)
@@ -159,14 +163,16 @@ def test_a_resumed_run_evaluates_only_the_steps_it_trains(
 
     def stop_in_step_3() -> str | None:
         polls["n"] += 1
-        return SHUTDOWN if polls["n"] >= 3 else None
+        return Outcome.INTERRUPTED if polls["n"] >= 3 else None
 
-    stopped = train(config, should_stop=stop_in_step_3, on_eval=lambda s, _: evals.append(s))
+    stopped = train(
+        config, TrainHooks(should_stop=stop_in_step_3, on_eval=lambda s, _: evals.append(s))
+    )
     assert stopped.status == "interrupted" and stopped.steps == 2
     resumed = train(
         config,
+        TrainHooks(on_eval=lambda s, _: evals.append(s)),
         resume_from=checkpoint.latest(tmp_path),
-        on_eval=lambda s, _: evals.append(s),
     )
 
     assert resumed.status == "completed"
@@ -197,11 +203,12 @@ def test_evaluating_a_4bit_model_leaves_its_training_gradients_unchanged(
 ) -> None:
     from bitsandbytes.nn.modules import Linear4bit
 
-    from training.engine import store
-    from training.engine.train import attach_lora, collate, count_trained, summed_loss
+    from training.engine.models import store
+    from training.engine.train.batches import collate, count_trained, summed_loss
+    from training.engine.train.lora import attach_lora
 
     config = RunConfig("m", str(sample_dataset), "o", quantization="4bit", lora_dropout=0.0)
-    examples, _ = load_examples(tokenizer, read_dataset(sample_dataset)[:4], config)
+    examples, _ = examples_for_run(tokenizer, read_dataset(sample_dataset)[:4], config)
     batch = collate(examples, tokenizer.pad_token_id)
     model = attach_lora(store.load_model_and_tokenizer(model_dir, quantization="4bit")[0], config)
 

@@ -2,6 +2,7 @@
 
 import json
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,15 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from projects import datasets
 from projects.datasets import store_upload
-from projects.models import Dataset
+from projects.events import render_check
+from projects.forms import DatasetSettingsForm
+from projects.jobs import check as check_job
+from projects.jobs.preview import render_preview
+from projects.models import BaseModel, Dataset, DatasetCheck
 from tests.factories import make_base_model, make_dataset, make_project, make_run
-from training.engine.data import DatasetError
+from training.engine.data.records import PROGRESS_EVERY, DatasetError
 
 pytestmark = pytest.mark.django_db
 
@@ -168,21 +174,39 @@ def preview_url(dataset):
     return reverse("projects:dataset_preview", args=[dataset.project_id, dataset.pk])
 
 
+@pytest.fixture
+def save_settings(owner_client, htmx_headers, django_capture_on_commit_callbacks, run_queued):
+    """POST new settings and let the CPU worker check and save them; returns the check."""
+
+    def save(dataset, data):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = owner_client.post(settings_url(dataset), data, **htmx_headers)
+        assert response.status_code == 200, response.content
+        assert 'data-testid="settings-check"' in response.content.decode()
+        with django_capture_on_commit_callbacks(execute=True):
+            assert run_queued("default")[0] == "check_dataset"
+        return DatasetCheck.objects.filter(dataset=dataset).latest("pk")
+
+    return save
+
+
 def test_saving_a_template_revalidates_every_row_and_keeps_the_old_settings_on_error(
-    owner_client, project, htmx_headers
+    project, save_settings
 ):
     dataset = make_dataset(project)
     bad = {"shape": "alpaca", "template": "custom", "custom_template": "{question} {output}"}
     good = {**bad, "custom_template": "Q: {instruction}\nA: {output}"}
 
-    refused = owner_client.post(settings_url(dataset), bad, **htmx_headers).content.decode()
+    refused = save_settings(dataset, bad)
     dataset.refresh_from_db()
-    assert "line 1: unknown placeholder {question}" in refused
+    assert refused.status == "failed"
+    assert "line 1: unknown placeholder {question}" in render_check(refused)
     assert dataset.template == "model"
 
-    saved = owner_client.post(settings_url(dataset), good, **htmx_headers)
+    saved = save_settings(dataset, good)
     dataset.refresh_from_db()
-    assert saved["HX-Redirect"] == dataset.get_absolute_url()
+    assert saved.status == "done" and saved.result == dataset
+    assert f"{dataset.get_absolute_url()}?saved={saved.pk}" in render_check(saved)
     assert (dataset.template, dataset.custom_template) == ("custom", good["custom_template"])
 
 
@@ -199,26 +223,38 @@ def test_changing_the_shape_offers_that_shapes_columns(owner_client, project, ht
     assert dataset.shape == "prompt_completion"  # a GET saves nothing
 
 
-def test_new_settings_for_a_dataset_a_run_used_make_a_new_version(
-    owner_client, project, htmx_headers
-):
+def test_new_settings_for_a_dataset_a_run_used_make_a_new_version(project, save_settings):
     run = make_run(project=project)
     used = run.dataset
-    data = {"shape": "alpaca", "template": "alpaca"}
 
-    response = owner_client.post(settings_url(used), data, **htmx_headers)
+    check = save_settings(used, {"shape": "alpaca", "template": "alpaca"})
 
     used.refresh_from_db()
     new = Dataset.objects.get(lineage=used.lineage, version=2)
-    assert response["HX-Redirect"] == new.get_absolute_url()
+    assert check.result == new
     assert (used.template, new.template) == ("model", "alpaca")  # the run's stays as it was
     assert new.parent == used and new.row_count == used.row_count
     assert Path(new.file.path).read_bytes() == Path(used.file.path).read_bytes()
     assert run.dataset_id == used.pk
 
 
+def test_the_new_version_says_it_was_saved_when_the_check_opens_it(
+    owner_client, project, save_settings
+):
+    used = make_run(project=project).dataset
+    check = save_settings(used, {"shape": "alpaca", "template": "alpaca"})
+
+    page = owner_client.get(f"{check.result.get_absolute_url()}?saved={check.pk}")
+
+    body = page.content.decode()
+    assert 'data-testid="settings-saved"' in body
+    assert "A run used version 1, so this is version 2" in body
+    other = owner_client.get(f"{used.get_absolute_url()}?saved={check.pk}").content.decode()
+    assert 'data-testid="settings-saved"' not in other  # only on what it saved
+
+
 def test_saving_unchanged_settings_of_a_used_dataset_makes_no_version(
-    owner_client, project, htmx_headers
+    owner_client, project, htmx_headers, broker
 ):
     run = make_run(project=project)
     data = {"shape": "alpaca", "template": "model"}  # what it has
@@ -227,25 +263,45 @@ def test_saving_unchanged_settings_of_a_used_dataset_makes_no_version(
 
     assert response["HX-Redirect"] == run.dataset.get_absolute_url()
     assert Dataset.objects.filter(lineage=run.dataset.lineage).count() == 1
+    assert not DatasetCheck.objects.exists()
 
 
-def test_new_settings_must_fit_the_validation_file_too(owner_client, project, htmx_headers):
+def test_new_settings_must_fit_the_validation_file_too(project, save_settings):
     dataset = make_dataset(project, rows=[{"instruction": "q", "output": "a", "topic": "t"}])
     dataset.validation_file.save("v.jsonl", ContentFile(b'{"instruction": "a", "output": "b"}\n'))
     dataset.validation_row_count = 1
     dataset.save()
     data = {"shape": "alpaca", "template": "custom", "custom_template": "{topic}: {output}"}
 
-    refused = owner_client.post(settings_url(dataset), data, **htmx_headers)
+    refused = save_settings(dataset, data)
 
-    assert "validation file line 1: unknown placeholder {topic}" in refused.content.decode()
+    assert "validation file line 1: unknown placeholder {topic}" in render_check(refused)
     dataset.refresh_from_db()
     assert dataset.template == "model"
     assert Dataset.objects.filter(lineage=dataset.lineage).count() == 1
 
 
+def test_deleting_a_dataset_during_its_check_stops_the_check_quietly(project, monkeypatch, caplog):
+    rows = [{"instruction": f"q{i}", "output": "a"} for i in range(PROGRESS_EVERY + 10)]
+    dataset = make_dataset(project, rows=rows)
+    check = DatasetCheck.objects.create(
+        dataset=dataset, spec={**asdict(dataset.spec()), "template": "alpaca"}
+    )
+    report = DatasetCheck.report
+
+    def owner_deletes_it_meanwhile(job, **progress):
+        datasets.delete_dataset(Dataset.objects.get(pk=dataset.pk))
+        return report(job, **progress)
+
+    monkeypatch.setattr(DatasetCheck, "report", owner_deletes_it_meanwhile)
+    check_job.check(check.pk)
+
+    assert not Dataset.objects.exists() and not DatasetCheck.objects.exists()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 def test_a_run_carries_the_datasets_settings_to_the_engine(project):
-    from training.runner import engine_config
+    from training.jobs.train import engine_config
 
     dataset = make_dataset(project)
     dataset.template, dataset.custom_template = "custom", "Q: {instruction} A: {output}"
@@ -261,28 +317,60 @@ def test_a_run_carries_the_datasets_settings_to_the_engine(project):
 # --- The live token preview ---
 
 
-def test_the_page_shows_trained_and_masked_tokens_with_the_eos(owner_client, project, smol):
+def preview_of(dataset, query=None, client=None) -> str:
+    """The fragment the worker pushes for a preview the page asked for."""
+    form = DatasetSettingsForm(query, dataset=dataset)
+    assert query is None or form.is_valid(), form.errors
+    spec = form.spec() if query else dataset.spec()
+    model = (form.cleaned_data.get("model") if query else None) or BaseModel.objects.first()
+    return render_preview(dataset, spec, model, "k1")
+
+
+def test_the_page_asks_a_worker_for_the_preview_once_its_websocket_is_open(
+    owner_client, project, smol, django_capture_on_commit_callbacks, broker
+):
     dataset = make_dataset(project, rows=[{"instruction": "Say hi", "output": "hi there"}])
 
     page = owner_client.get(dataset.get_absolute_url()).content.decode()
+    assert f'ws-connect="/ws/datasets/{dataset.pk}/"' in page
+    assert 'hx-trigger="htmx:wsOpen from:closest [ws-connect]"' in page
+    with django_capture_on_commit_callbacks(execute=True):
+        placeholder = owner_client.get(
+            preview_url(dataset), {"shape": "alpaca", "template": "alpaca", "model": smol.pk}
+        )
 
-    assert 'class="tok tok-trained" title="trained">hi</span>' in page
-    assert 'class="tok tok-masked"' in page
-    assert 'class="tok tok-trained tok-eos"' in page  # the answer's EOS is trained
+    [message] = [json.loads(m) for m in list(broker.queues["interactive"].queue)]
+    dataset_id, spec, model_id, key = message["args"]
+    assert (dataset_id, spec["template"], model_id) == (dataset.pk, "alpaca", smol.pk)
+    assert f'id="preview-{key}"' in placeholder.content.decode()
+
+
+def test_the_preview_shows_trained_and_masked_tokens_with_the_eos(project, smol):
+    dataset = make_dataset(project, rows=[{"instruction": "Say hi", "output": "hi there"}])
+
+    pushed = preview_of(dataset)
+
+    assert pushed.lstrip().startswith('<div id="preview-k1"')
+    assert 'class="tok tok-trained" title="trained">hi</span>' in pushed
+    assert 'class="tok tok-masked"' in pushed
+    assert 'class="tok tok-trained tok-eos"' in pushed  # the answer's EOS is trained
 
 
 def test_the_preview_follows_the_template_being_edited(owner_client, project, smol):
     dataset = make_dataset(project, rows=[{"instruction": "Say hi", "output": "hi there"}])
     query = {"shape": "alpaca", "template": "alpaca", "model": smol.pk}
 
-    alpaca = owner_client.get(preview_url(dataset), query).content.decode()
+    alpaca = preview_of(dataset, query)
     custom = owner_client.get(
         preview_url(dataset), {**query, "template": "custom", "custom_template": "{nope}{output}"}
     ).content.decode()
 
     assert "### Response:" in re.sub(r"<[^>]+>", "", alpaca)  # the text, without the spans
     assert 'data-testid="token-sample"' in alpaca
-    assert "unknown placeholder {nope}" in custom and "token-sample" not in custom
+    assert "unknown placeholder {nope}" in preview_of(
+        dataset, {**query, "template": "custom", "custom_template": "{nope}{output}"}
+    )
+    assert "preview-errors" in custom or "preview-" in custom
     dataset.refresh_from_db()
     assert dataset.template == "model"
 
@@ -293,10 +381,8 @@ def test_the_preview_explains_a_multi_turn_chat_with_a_single_turn_template(
     upload(owner_client, project, CHAT.encode() + b"\n", "chat.jsonl")
     dataset = Dataset.objects.get()
 
-    chat = owner_client.get(preview_url(dataset)).content.decode()
-    alpaca = owner_client.get(
-        preview_url(dataset), {"shape": "messages", "template": "alpaca"}
-    ).content.decode()
+    chat = preview_of(dataset)
+    alpaca = preview_of(dataset, {"shape": "messages", "template": "alpaca", "model": smol.pk})
 
     assert chat.count("tok-eos") >= 2
     assert "the alpaca template needs one prompt and one answer" in alpaca
@@ -425,6 +511,7 @@ def test_without_htmx_a_refused_setting_shows_the_whole_page_with_its_error(owne
     body = response.content.decode()
     assert response.status_code == 200
     assert 'data-testid="dataset-name"' in body and "{output} exactly once" in body
+    assert not DatasetCheck.objects.exists()
 
 
 @pytest.mark.parametrize(

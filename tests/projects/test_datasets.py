@@ -76,7 +76,7 @@ def test_it_rejects_a_file_over_the_size_limit(owner_client, project, settings, 
 
 def test_it_rejects_a_wrong_extension(owner_client, project, htmx_headers):
     response = upload(owner_client, project, GOOD, filename="data.xlsx", **htmx_headers)
-    assert "Expected a .jsonl, .json, .csv or .txt file" in response.content.decode()
+    assert "Expected a .jsonl, .ndjson, .json, .csv or .txt file" in response.content.decode()
     assert Dataset.objects.count() == 0
 
 

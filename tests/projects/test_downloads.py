@@ -12,11 +12,11 @@ import pytest
 from django.urls import reverse
 from django.utils.html import escape
 
-from projects.downloads import run_download
+from projects.jobs.download import run_download
 from projects.models import BaseModel, ModelDownload
 from tests.factories import make_user
-from training.engine.hub import folder_bytes
-from training.engine.store import load_model_and_tokenizer
+from training.engine.models.folders import folder_bytes
+from training.engine.models.store import load_model_and_tokenizer
 
 pytestmark = pytest.mark.django_db
 KEY = "smollm2-360m"  # a curated model that is not in the store
@@ -96,7 +96,7 @@ def test_a_download_under_way_is_reused_and_shown_with_progress(
 ):
     download = start(operator_client, django_capture_on_commit_callbacks)
     ModelDownload.objects.filter(pk=download.pk).update(
-        status="downloading", bytes_done=250_000_000, bytes_total=1_000_000_000
+        status="running", bytes_done=250_000_000, bytes_total=1_000_000_000
     )
     again = operator_client.post(reverse("model_download"), {"key": KEY}, HTTP_HX_REQUEST="true")
     assert ModelDownload.objects.count() == 1
@@ -106,7 +106,7 @@ def test_a_download_under_way_is_reused_and_shown_with_progress(
     html = fragment.content.decode()
     assert 'hx-trigger="every 1s"' in html and "238.4\xa0MB / 953.7\xa0MB" in html
     assert run_download(download.pk) is None  # already claimed: a duplicate does nothing
-    assert ModelDownload.objects.get().status == "downloading"
+    assert ModelDownload.objects.get().status == "running"
 
 
 def test_a_students_view_of_a_download_is_404(owner_client, operator_client):

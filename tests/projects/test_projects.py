@@ -124,6 +124,16 @@ def test_it_refuses_to_delete_a_project_with_a_running_run(owner_client, project
     assert Project.objects.filter(pk=project.pk).exists()
 
 
+@pytest.mark.parametrize("status", ["queued", "interrupted"])
+def test_it_refuses_to_delete_a_project_whose_run_waits_to_resume(owner_client, project, status):
+    from tests.factories import make_run
+
+    make_run(project=project, status=status)  # an interrupted run resumes by itself
+    response = owner_client.post(reverse("projects:delete", args=[project.pk]), follow=True)
+    assert "cancel them first" in response.content.decode()
+    assert Project.objects.filter(pk=project.pk).exists()
+
+
 def test_it_refuses_get_on_delete(owner_client, project):
     response = owner_client.get(reverse("projects:delete", args=[project.pk]))
     assert response.status_code == 405

@@ -7,9 +7,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from projects.actors import compute_dataset_stats
-from projects.models import DatasetStats
+from projects.events import render_stats
+from projects.models import Dataset, DatasetStats
 from projects.services import request_stats
-from projects.stats import histogram_chart
+from slmlab.charts import Frame, histogram_chart
 from tests.factories import make_base_model, make_dataset, make_project
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +49,7 @@ def project(user):
 def expected_lengths(model_dir) -> list[int]:
     from transformers import AutoTokenizer
 
-    from training.engine.data import tokenize_example
+    from tests.engine.helpers import tokenize_example
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     return [len(tokenize_example(tokenizer, r, sys.maxsize)["input_ids"]) for r in ROWS]
@@ -65,7 +66,7 @@ def test_an_upload_queues_statistics_which_a_worker_computes_and_the_page_shows(
         )
     [message] = queued(broker)
     stats = DatasetStats.objects.get(pk=message["args"][0])
-    assert (stats.status, stats.max_len, stats.base_model) == ("pending", 512, real_model)
+    assert (stats.status, stats.max_len, stats.base_model) == ("queued", 512, real_model)
 
     # Another max length on demand, then the worker runs the messages.
     url = reverse("projects:dataset_stats_compute", args=[project.pk, stats.dataset_id])
@@ -99,20 +100,20 @@ def test_an_upload_queues_statistics_which_a_worker_computes_and_the_page_shows(
     assert "1 rows longer than 64 tokens; 2 exact duplicates." in summary
 
 
-def test_the_page_polls_while_computing_and_shows_progress(owner_client, project, real_model):
+def test_the_page_follows_the_worker_over_the_datasets_websocket(owner_client, project, real_model):
     dataset = make_dataset(project, ROWS)
     stats = request_stats(dataset, real_model, MAX_LEN)
     url = reverse("projects:dataset_stats", args=[project.pk, dataset.pk])
     page = owner_client.get(url).content.decode()
-    assert 'hx-trigger="every 2s"' in page
-    assert f"max_len={MAX_LEN}" in page
+    assert f'ws-connect="/ws/datasets/{dataset.pk}/"' in page
+    assert f'id="stats-panel-{stats.pk}"' in page and "every 2s" not in page
     DatasetStats.objects.filter(pk=stats.pk).update(status="running", rows_done=3000)
-    fragment = owner_client.get(
-        f"{url}?base_model={real_model.pk}&max_len={MAX_LEN}", HTTP_HX_REQUEST="true"
-    ).content.decode()
-    assert fragment.lstrip().startswith('<div id="stats-panel"')
-    assert "<html" not in fragment
-    assert "3,000" in fragment and 'hx-trigger="every 2s"' in fragment
+
+    pushed = render_stats(Dataset.objects.get(pk=dataset.pk))  # what the worker pushes
+
+    assert f'<div id="stats-panel-{stats.pk}"' in pushed and "3,000" in pushed
+    assert 'id="stats-summary"' in pushed  # the dataset page's summary too
+    assert "<html" not in pushed
 
 
 def test_a_failure_is_shown_and_asking_again_requeues_it(
@@ -130,7 +131,7 @@ def test_a_failure_is_shown_and_asking_again_requeues_it(
     url = reverse("projects:dataset_stats", args=[project.pk, dataset.pk])
     assert "Computing the statistics failed" in owner_client.get(url).content.decode()
     with django_capture_on_commit_callbacks(execute=True):
-        assert request_stats(dataset, missing, MAX_LEN).status == "pending"
+        assert request_stats(dataset, missing, MAX_LEN).status == "queued"
     assert len(queued(broker)) == 1
 
 
@@ -156,7 +157,7 @@ def test_a_bad_max_length_is_refused_with_the_form(owner_client, project, real_m
 def test_the_histogram_puts_the_line_at_the_max_length_and_marks_bars_past_it():
     counts = [0, 4, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1]
     result = {"max_len": 100, "histogram": {"width": 10, "counts": counts}}
-    chart = histogram_chart(result, width=160, height=100)
+    chart = histogram_chart(result, Frame(width=160, height=100))
     # 12 buckets of 10 tokens over a 100-pixel plot starting at x = 48.
     assert chart["max_len_x"] == pytest.approx(48 + 100 * 100 / 120, abs=0.1)
     assert [(b["low"], b["count"], b["over"]) for b in chart["bars"]] == [
@@ -227,3 +228,26 @@ def test_a_text_corpus_longer_than_the_max_length_is_windowed_not_truncated(
     ).content.decode()
     assert 'data-testid="stat-truncated">0%<' in page
     assert 'data-testid="stat-windowed">' in page and "nothing is lost" in page
+
+
+def test_deleting_a_dataset_while_its_statistics_are_computed_stops_them_quietly(
+    project, real_model, monkeypatch, caplog
+):
+    from projects import datasets
+    from projects.jobs.stats import compute
+    from training.engine.data import stats as engine_stats
+
+    dataset = make_dataset(project, ROWS * 200)  # 1200 rows: a progress report at 1000
+    stats = request_stats(dataset, real_model, MAX_LEN)
+    report = DatasetStats.report
+
+    def owner_deletes_it_meanwhile(job, **progress):
+        datasets.delete_dataset(Dataset.objects.get(pk=dataset.pk))
+        return report(job, **progress)
+
+    monkeypatch.setattr(DatasetStats, "report", owner_deletes_it_meanwhile)
+    assert engine_stats.PROGRESS_EVERY == 1000
+    compute(stats.pk)  # returns at the next report: no exception, nothing written
+
+    assert not DatasetStats.objects.exists() and not Dataset.objects.exists()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -91,7 +91,7 @@ def test_replacing_drops_statistics_of_the_old_rows(owner_client, project):
     DatasetStats.objects.create(dataset=dataset, base_model=model, max_len=99, status="done")
     replace(owner_client, dataset)
     assert not DatasetStats.objects.filter(max_len=99).exists()
-    assert DatasetStats.objects.get(dataset=dataset).status == "pending"  # the new rows
+    assert DatasetStats.objects.get(dataset=dataset).status == "queued"  # the new rows
 
 
 # --- Used datasets make new versions ---
@@ -242,6 +242,45 @@ def test_a_validation_file_on_a_used_dataset_goes_to_a_new_version(owner_client,
     used.refresh_from_db()
     assert not used.validation_file
     assert new.validation_row_count == 1 and new.version == 2
+
+
+def upload_csv(client, project, content: bytes) -> Dataset:
+    upload = SimpleUploadedFile("quiz.csv", content)
+    client.post(reverse("projects:dataset_upload", args=[project.pk]), {"file": upload})
+    return Dataset.objects.get(file_format="csv")
+
+
+def test_a_csv_dataset_takes_a_csv_validation_file_read_like_it(owner_client, project):
+    dataset = upload_csv(owner_client, project, b"question,answer\nq1,a1\nq2,a2\n")
+
+    response = owner_client.post(
+        url("dataset_split", dataset),
+        {"val_percent": 0, "split_seed": 0,
+         "validation_file": SimpleUploadedFile("val.csv", b"question,answer\nv1,b1\n")},
+    )  # fmt: skip
+
+    assert response.status_code == 302
+    dataset.refresh_from_db()
+    assert dataset.validation_row_count == 1 and dataset.split_sizes() == (2, 1)
+    jsonl = SimpleUploadedFile("v.jsonl", VALIDATION)
+    refused = owner_client.post(
+        url("dataset_split", dataset), {"val_percent": 0, "split_seed": 0, "validation_file": jsonl}
+    )
+    assert "Expected a .csv file" in refused.content.decode()
+
+
+def test_a_file_can_be_replaced_by_one_in_another_format(owner_client, project):
+    dataset = make_dataset(project, ROWS)
+
+    response = replace(owner_client, dataset, b"prompt,completion\nHi,Hello\n", name="new.csv")
+
+    assert response.status_code == 302
+    dataset.refresh_from_db()
+    assert (dataset.file_format, dataset.shape, dataset.row_count) == (
+        "csv",
+        "prompt_completion",
+        1,
+    )
 
 
 def test_a_bad_replacement_is_refused_with_its_line_and_changes_nothing(owner_client, project):

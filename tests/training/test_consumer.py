@@ -1,46 +1,15 @@
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
-from channels.testing import WebsocketCommunicator
-from django.conf import settings
-from django.test import Client
 
-from slmlab.asgi import application
+from slmlab.consumers import NOT_FOUND
+from tests import websockets
 from tests.factories import make_run, make_user
-from training.consumers import NOT_FOUND
 from training.events import publish_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def run_async(scenario):
-    # In a fresh thread: the browser tests' Playwright keeps an event loop in this one.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, scenario()).result()
-
-
-def headers_for(user) -> list[tuple[bytes, bytes]]:
-    headers = [(b"origin", b"http://localhost")]
-    if user is not None:
-        client = Client()
-        client.force_login(user)
-        cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
-        headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
-    return headers
-
-
 def connect(run_id: int, user):
-    headers = headers_for(user)
-
-    async def scenario():
-        communicator = WebsocketCommunicator(application, f"/ws/runs/{run_id}/", headers=headers)
-        connected, code = await communicator.connect()
-        first = await communicator.receive_from(timeout=5) if connected else None
-        await communicator.disconnect()
-        return connected, code, first
-
-    return run_async(scenario)
+    return websockets.connect(f"/ws/runs/{run_id}/", user)
 
 
 def test_the_owner_gets_the_full_state_at_once():
@@ -73,23 +42,11 @@ def test_a_missing_run_is_refused():
 
 def test_a_push_reaches_the_open_page_with_full_state():
     run = make_run()
-    headers = headers_for(run.owner)
 
-    async def scenario():
-        communicator = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/", headers=headers)
-        await communicator.connect()
-        await communicator.receive_from(timeout=5)
-        from channels.db import database_sync_to_async
+    def progress():
+        type(run).objects.filter(pk=run.pk).update(status="running", step=3, total_steps=6)
+        publish_run(run.pk)
 
-        def progress():
-            type(run).objects.filter(pk=run.pk).update(status="running", step=3, total_steps=6)
-            publish_run(run.pk)
-
-        await database_sync_to_async(progress)()
-        pushed = await communicator.receive_from(timeout=5)
-        await communicator.disconnect()
-        return pushed
-
-    pushed = run_async(scenario)
+    pushed = websockets.push_after_connect(f"/ws/runs/{run.pk}/", run.owner, progress)
     assert 'data-status="running"' in pushed
     assert 'value="50" max="100"' in pushed

@@ -44,7 +44,7 @@ def test_a_run_that_cannot_fit_is_blocked_unless_the_user_insists(
     assert 'data-fits="no"' in body
     assert Run.objects.count() == 0
     insisted = owner_client.post(
-        url, valid_form(project, dataset, max_seq_len=2048, insist="on"), **htmx_headers
+        url, valid_form(project, dataset, max_seq_len=2048, start_anyway="on"), **htmx_headers
     )
     assert insisted.status_code == 200 and "HX-Redirect" in insisted
     assert Run.objects.count() == 1

@@ -75,8 +75,8 @@ class RunLifecycle(RuleBasedStateMachine):
         running = list(Run.objects.filter(status="running"))
         if running:
             run = data.draw(st.sampled_from(running))
-            assert run.stop_to_resume(run.worker, "worker stopped")
-            assert run.stop_to_resume(run.worker, "again") is False
+            assert run.stop_to_resume("worker stopped")
+            assert run.stop_to_resume("again") is False
 
     @rule(data=st.data())
     def operator_requeues(self, data):

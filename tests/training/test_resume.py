@@ -11,12 +11,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import make_project, make_run, make_user
-from training import runner, services
-from training.engine import checkpoint
-from training.engine.train import CANCEL, LOST, SHUTDOWN
+from training import services
+from training.documents import run_document
+from training.engine.train import checkpoint
+from training.engine.train.outcome import Outcome
 from training.heartbeat import beat, reap_stale_runs
+from training.jobs import train as runner
+from training.jobs.train import RunReporter
 from training.models import Run, Worker
-from training.runner import RunReporter, run_summary
 from training.scheduling import claim_next, queue_position
 
 pytestmark = pytest.mark.django_db
@@ -104,17 +106,17 @@ def test_the_reporter_tells_the_engine_why_to_stop():
 
     runner.SHUTTING_DOWN.set()
     try:
-        assert reporter.should_stop() == SHUTDOWN
+        assert reporter.should_stop() == Outcome.INTERRUPTED
     finally:
         runner.SHUTTING_DOWN.clear()
 
     Run.objects.filter(pk=run.pk).update(cancel_requested=True)
     reporter.last_cancel_check = 0
-    assert reporter.should_stop() == CANCEL
+    assert reporter.should_stop() == Outcome.CANCELLED
 
     taken = RunReporter(Run.objects.get(pk=run.pk))
     Run.objects.filter(pk=run.pk).update(worker="w:2", cancel_requested=False)
-    assert taken.should_stop() == LOST  # reaped and resumed elsewhere: stop writing
+    assert taken.should_stop() == Outcome.LOST  # reaped and resumed elsewhere: stop writing
 
 
 def test_a_worker_that_lost_its_run_cannot_end_it():
@@ -122,7 +124,7 @@ def test_a_worker_that_lost_its_run_cannot_end_it():
     assert run.claim("w:1")
     Run.objects.filter(pk=run.pk).update(worker="w:2")  # resumed by another worker
     assert run.finish(Run.Status.COMPLETED) is False
-    assert run.stop_to_resume("w:1", "stopping") is False
+    assert run.stop_to_resume("stopping") is False
     assert Run.objects.get(pk=run.pk).status == "running"
 
 
@@ -152,7 +154,7 @@ def test_checkpoints_are_listed_and_deleted_by_their_owner_only(
     fake_checkpoint(run, 4)
     page = owner_client.get(run.get_absolute_url()).content.decode()
     assert page.count('data-testid="checkpoint"') == 2
-    assert run_summary(run)["checkpoints"] == [2, 4]
+    assert run_document(run)["checkpoints"] == [2, 4]
 
     url = reverse("training:checkpoint_delete", args=[run.pk, 2])
     assert other_client.post(url).status_code == 404

@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 
 from tests.factories import make_base_model, make_dataset, make_project, make_run
+from tests.streams import content_of
 from training.models import ChatExchange, Run
 
 pytestmark = pytest.mark.django_db
@@ -186,7 +187,7 @@ def test_chat_on_a_completed_run_goes_to_a_worker(
             **htmx_headers,
         )
     exchange = ChatExchange.objects.get()
-    assert exchange.status == ChatExchange.Status.PENDING
+    assert exchange.status == ChatExchange.Status.QUEUED
     assert "thinking on a worker" in response.content.decode()
     [message] = queued(broker, "chat_reply")
     assert message["args"] == [exchange.pk]
@@ -264,6 +265,6 @@ def test_the_tensorboard_events_download_as_a_zip(owner_client, run):
     writer.add_scalar("train/loss", 1.5, 1)
     writer.close()
     response = owner_client.get(reverse("training:tensorboard", args=[run.pk]))
-    names = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).namelist()
+    names = zipfile.ZipFile(io.BytesIO(content_of(response))).namelist()
     assert any(name.startswith("events.out.tfevents") for name in names)
-    assert not list(run.output_dir.glob("*.zip"))  # the temporary archive is gone
+    assert not list(run.output_dir.glob("*.zip"))  # streamed: no archive was written

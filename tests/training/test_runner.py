@@ -1,8 +1,8 @@
 import pytest
 
 from tests.factories import make_base_model, make_dataset, make_project, make_run
+from training.actors import train_next
 from training.models import Run, RunLog, RunMetric
-from training.runner import execute_run
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +19,7 @@ def test_a_run_is_claimed_once():
 def test_a_duplicate_delivery_does_not_train_again():
     run = make_run()
     run.claim("worker-a")
-    execute_run(run.pk)  # the second delivery of the same message
+    train_next(run.pk)  # the second delivery of the same message
     run.refresh_from_db()
     assert run.worker == "worker-a"
     assert run.status == Run.Status.RUNNING
@@ -29,19 +29,19 @@ def test_a_duplicate_delivery_does_not_train_again():
 def test_a_cancelled_run_is_never_claimed():
     run = make_run()
     run.request_cancel()
-    execute_run(run.pk)
+    train_next(run.pk)
     run.refresh_from_db()
     assert run.status == Run.Status.CANCELLED
     assert run.started is None
 
 
 def test_a_missing_run_is_skipped_quietly():
-    execute_run(123_456)
+    train_next(123_456)
 
 
 def test_a_failing_run_is_marked_failed_with_the_reason():
     run = make_run(base_model=make_base_model(name="broken", path="/nonexistent/model"))
-    execute_run(run.pk)
+    train_next(run.pk)
     run.refresh_from_db()
     assert run.status == Run.Status.FAILED
     assert "nonexistent" in run.error
@@ -56,7 +56,7 @@ def test_it_trains_for_real_and_stores_every_step(
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     settings.MLFLOW_TRACKING_URI = (tmp_path / "mlruns").as_uri()
     project = make_project(owner=user)
-    from training.engine.samples import sample_rows
+    from training.engine.data.samples import sample_rows
 
     dataset = make_dataset(project, rows=sample_rows(16))
     base = make_base_model(name="bundled", path=str(bundled_model_dir))
@@ -66,7 +66,7 @@ def test_it_trains_for_real_and_stores_every_step(
         base_model=base,
         config={"max_steps": 3, "batch_size": 2, "max_seq_len": 64},
     )
-    execute_run(run.pk)
+    train_next(run.pk)
     run.refresh_from_db()
     assert run.status == Run.Status.COMPLETED, run.error
     assert list(RunMetric.objects.filter(run=run).values_list("step", flat=True)) == [1, 2, 3]
@@ -113,7 +113,7 @@ def test_a_broken_mlflow_never_stops_training(settings, monkeypatch):
 
 @pytest.mark.slow
 def test_a_run_at_its_time_limit_stops_with_a_checkpoint_and_can_chat(bundled_model_dir, user):
-    from training.engine.samples import sample_rows
+    from training.engine.data.samples import sample_rows
 
     project = make_project(owner=user)
     run = make_run(
@@ -123,7 +123,7 @@ def test_a_run_at_its_time_limit_stops_with_a_checkpoint_and_can_chat(bundled_mo
         config={"max_steps": 500, "batch_size": 2, "max_seq_len": 64, "quantization": "none"},
         time_limit_s=1,
     )
-    execute_run(run.pk)
+    train_next(run.pk)
     run.refresh_from_db()
     assert run.status == Run.Status.TIMED_OUT, run.error
     assert run.error == "time limit of 1 s reached"

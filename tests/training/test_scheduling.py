@@ -6,8 +6,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import make_dataset, make_project, make_run, make_user
+from training.actors import train_next
 from training.models import Run
-from training.runner import execute_next
 from training.scheduling import claim_next, queue_position
 
 pytestmark = pytest.mark.django_db
@@ -67,7 +67,7 @@ def test_a_finished_run_frees_a_slot_for_the_next(django_capture_on_commit_callb
     a = make_user(max_running_runs=1)
     failing, waiting = runs_for(a, 2)  # the model path does not exist: the run fails fast
     with django_capture_on_commit_callbacks(execute=True):
-        execute_next(failing.pk)
+        train_next(failing.pk)
     assert Run.objects.get(pk=failing.pk).status == "failed"
     assert Run.objects.get(pk=waiting.pk).status == "queued"
     # The end of a run sends a new token, so the capped user's next run is not stranded.

@@ -4,7 +4,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from training.engine.config import RunConfig
-from training.engine.samples import write_sample_dataset
+from training.engine.data.samples import write_sample_dataset
 
 
 def test_it_reports_a_bad_config_file_by_field(tmp_path):

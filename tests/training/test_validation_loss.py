@@ -5,10 +5,11 @@ from django.core.files.base import ContentFile
 from django.urls import reverse
 
 from tests.factories import make_base_model, make_dataset, make_project, make_run
+from training.actors import train_next
 from training.engine.config import RunConfig
 from training.events import loss_chart
+from training.jobs.train import engine_config
 from training.models import Run, RunMetric
-from training.runner import engine_config, execute_run
 
 pytestmark = pytest.mark.django_db
 
@@ -110,7 +111,7 @@ def test_a_run_without_validation_shows_no_validation_curve(owner_client, user):
 def test_a_worker_stores_the_validation_loss_of_every_evaluation(bundled_model_dir, user):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from training.engine.samples import sample_rows
+    from training.engine.data.samples import sample_rows
 
     project = make_project(owner=user)
     dataset = make_dataset(project, rows=sample_rows(16))
@@ -123,7 +124,7 @@ def test_a_worker_stores_the_validation_loss_of_every_evaluation(bundled_model_d
         config={"max_steps": 3, "batch_size": 2, "max_seq_len": 64, "eval_every": 2},
     )
 
-    execute_run(run.pk)
+    train_next(run.pk)
 
     run.refresh_from_db()
     assert run.status == Run.Status.COMPLETED, run.error
@@ -146,7 +147,7 @@ def test_the_form_takes_an_evaluation_interval(owner_client, user):
     dataset = make_dataset(project)
     response = owner_client.post(
         reverse("training:new", args=[project.pk]),
-        valid_form(project, dataset, eval_every=5, insist="on"),
+        valid_form(project, dataset, eval_every=5, start_anyway="on"),
     )
 
     assert response.status_code == 302, response.content.decode()[:2000]

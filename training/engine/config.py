@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from training.engine.formats import FORMATS, TEXT_SPLITS
-from training.engine.shapes import SHAPES
-from training.engine.templates import TEMPLATES
+from training.engine.data.formats import FORMATS, TEXT_SPLITS
+from training.engine.data.prompts import TEMPLATES
+from training.engine.data.shapes import SHAPES
 
 ATTENTION_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj"]
 TARGET_PRESETS = ("all-linear", "attention")
@@ -27,6 +27,7 @@ AUTOCASTS = ("auto", "bfloat16", "float32")
 SCHEDULERS = ("cosine", "linear", "constant")
 OPTIMIZERS = ("adamw", "sgd")
 LORA_RANK_RANGE = (4, 64)
+DEFAULT_MAX_SEQ_LEN = 512
 
 
 class ConfigError(ValueError):
@@ -63,7 +64,7 @@ class RunConfig:
     max_steps: int = 0  # 0: train for `epochs` full passes
     batch_size: int = 4
     grad_accum: int = 1
-    max_seq_len: int = 512
+    max_seq_len: int = DEFAULT_MAX_SEQ_LEN
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
     lr_scheduler: str = "cosine"
@@ -85,8 +86,8 @@ class RunConfig:
     # Training seconds (summed over resumes) after which the run stops cleanly with
     # a checkpoint and an adapter; 0: no limit. Operators set it per run.
     time_limit_s: float = 0.0
-    # How to read the dataset file and render its rows (see training/engine/data.py);
-    # the defaults are the first version's Alpaca JSONL with the chat template.
+    # How to read the dataset file and render its rows (training.engine.data.records
+    # DataSpec's fields): by default Alpaca JSONL with the model's chat template.
     dataset_format: str = "jsonl"
     dataset_shape: str = "alpaca"
     dataset_mapping: dict[str, str] = field(default_factory=dict)
@@ -250,8 +251,8 @@ class RunConfig:
 def uses_bf16_autocast(
     autocast: str, quantization: str, compute_dtype: str, device: str, cpu_bf16: bool
 ) -> bool:
-    """Whether a run's forward takes bf16 autocast (the rule ``training.engine.speed``
-    applies, and ``training.engine.memory`` estimates with).
+    """Whether a run's forward takes bf16 autocast (the rule ``training.engine.train.speed``
+    applies, and ``training.engine.models.memory`` estimates with).
 
     "auto" turns it on only for a model computing in fp32 on a CPU with native bf16
     (``cpu_bf16``); CUDA runs get bf16 through ``compute_dtype`` instead. bitsandbytes'

@@ -1,21 +1,8 @@
-import json
-
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from projects.models import BaseModel
-from training.engine.catalog import arch_from_config_dict, param_count
-from training.engine.store import DEFAULT_MODEL_NAME, import_bundled_model
-
-
-def folder_facts(path) -> dict:
-    """Parameter count, context length and size on disk, read from a model folder."""
-    config = json.loads((path / "config.json").read_text())
-    return {
-        "parameters": param_count(arch_from_config_dict(config)),
-        "context_length": config.get("max_position_embeddings", 0),
-        "disk_bytes": sum(f.stat().st_size for f in path.rglob("*") if f.is_file()),
-    }
+from training.engine.models.store import DEFAULT_MODEL_NAME, import_bundled_model
 
 
 class Command(BaseCommand):
@@ -30,7 +17,7 @@ class Command(BaseCommand):
                 "source": BaseModel.Source.BUNDLED,
                 "licence": "apache-2.0",
                 "is_default": True,
-                **folder_facts(path),
+                **BaseModel.facts_of(path),
             },
         )
         verb = "imported" if created else "already in the store:"

@@ -1,4 +1,3 @@
-import json
 import shutil
 import uuid
 from pathlib import Path
@@ -7,13 +6,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from projects.management.commands.import_bundled_model import folder_facts
 from projects.models import BaseModel
-from training.engine.catalog import arch_from_config_dict
-from training.engine.store import ModelStoreError, check_safe_model_dir
-
-# Model code is never run (trust_remote_code stays off), so these are the files worth copying.
-COPIED_SUFFIXES = {".safetensors", ".json", ".jinja", ".txt", ".model", ".tiktoken"}
+from training.engine.models.arch import read_model_facts
+from training.engine.models.folders import SAFE_SUFFIXES, ModelStoreError, check_safe_model_dir
 
 
 class Command(BaseCommand):
@@ -32,17 +27,16 @@ class Command(BaseCommand):
         name = name or source.name
         try:
             check_safe_model_dir(source)
-            config = json.loads((source / "config.json").read_text())
-            arch_from_config_dict(config)
+            facts = read_model_facts(source)
         except ModelStoreError as exc:
             raise CommandError(str(exc)) from exc
         except FileNotFoundError as exc:
             raise CommandError(f"{source} has no config.json: is it a model folder?") from exc
-        except (ValueError, KeyError) as exc:
+        except ValueError as exc:
             raise CommandError(
                 f"{source}/config.json is not a decoder config we know: {exc}"
             ) from exc
-        if config.get("auto_map"):
+        if facts.custom_code:
             self.stderr.write("note: the model declares custom code (auto_map); it will not run")
         if not any(source.glob("tokenizer*")):
             raise CommandError(f"{source} has no tokenizer files (tokenizer.json or similar)")
@@ -56,7 +50,7 @@ class Command(BaseCommand):
         tmp.mkdir(parents=True)
         try:
             for path in source.iterdir():
-                if path.is_file() and path.suffix.lower() in COPIED_SUFFIXES:
+                if path.is_file() and path.suffix.lower() in SAFE_SUFFIXES:
                     shutil.copy2(path, tmp / path.name)
             with transaction.atomic():
                 tmp.rename(target)
@@ -65,7 +59,7 @@ class Command(BaseCommand):
                     path=str(target),
                     source=BaseModel.Source.LOCAL,
                     licence=licence,
-                    **folder_facts(target),
+                    **BaseModel.facts_of(target),
                 )
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -4,8 +4,8 @@ from dataclasses import asdict
 from django.core.management.base import BaseCommand, CommandError
 
 from training.engine.config import ConfigError, RunConfig
-from training.engine.data import DatasetError
-from training.engine.train import StepMetrics, train
+from training.engine.data.records import DatasetError
+from training.engine.train.loop import StepMetrics, TrainHooks, train
 
 
 class Command(BaseCommand):
@@ -28,7 +28,7 @@ class Command(BaseCommand):
             )
 
         try:
-            result = train(run_config, on_metrics=on_metrics, on_log=self.stdout.write)
+            result = train(run_config, TrainHooks(on_metrics=on_metrics, on_log=self.stdout.write))
         except DatasetError as exc:
             raise CommandError(f"dataset {run_config.dataset_path}:\n{exc}") from exc
         self.stdout.write(json.dumps(asdict(result), indent=2))

@@ -1,0 +1,1 @@
+"""A dataset file to training examples: read, normalise, render, tokenize, split."""

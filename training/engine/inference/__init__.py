@@ -1,0 +1,1 @@
+"""Generation with a base model and, optionally, its LoRA adapter."""

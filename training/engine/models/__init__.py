@@ -1,0 +1,1 @@
+"""Models: architecture facts, the curated catalog, the local store, Hub downloads, memory."""

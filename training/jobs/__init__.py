@@ -1,0 +1,1 @@
+"""Worker code: what the actors of this app run (see slmlab.jobs for the pattern)."""

@@ -1,0 +1,239 @@
+"""Training on a worker: the glue between Run rows and the engine's training loop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+
+from django.utils import timezone
+
+from training import events
+from training.engine.config import RunConfig
+from training.engine.train import checkpoint
+from training.engine.train.loop import StepMetrics, TrainHooks, train
+from training.engine.train.outcome import Outcome
+from training.mlflow_log import MlflowLogger
+from training.models import Run, RunLog, RunMetric
+from training.scheduling import claim_next
+
+logger = logging.getLogger(__name__)
+PUSH_INTERVAL_S = 1.0
+CANCEL_POLL_S = 0.5
+# Set when Dramatiq stops this worker process (SIGTERM): the run checkpoints and goes
+# back to the waiting line instead of being lost (training.heartbeat sets it).
+SHUTTING_DOWN = threading.Event()
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def engine_config(run: Run) -> RunConfig:
+    return RunConfig.from_dict(
+        {
+            **run.config,
+            **run.dataset.engine_options(),
+            "model_dir": run.base_model.path,
+            "dataset_path": run.dataset.file.path,
+            "output_dir": str(run.output_dir),
+            "time_limit_s": float(run.time_limit_s),
+        }
+    )
+
+
+class RunReporter:
+    """The engine's hooks for one run: stores every step and log line, pushes the page at
+    most once a second, and answers whether to stop."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.tensorboard = None
+        self.last_push = 0.0
+        self.last_cancel_check = 0.0
+        self.stop: Outcome | None = None
+        self.mlflow = MlflowLogger(run, self.on_log)
+
+    def hooks(self) -> TrainHooks:
+        return TrainHooks(
+            on_metrics=self.on_metrics,
+            on_log=self.on_log,
+            should_stop=self.should_stop,
+            on_eval=self.on_eval,
+        )
+
+    def push(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last_push >= PUSH_INTERVAL_S:
+            self.last_push = now
+            events.publish_run(self.run.pk)
+
+    def on_log(self, line: str) -> None:
+        RunLog.objects.create(run=self.run, line=line)
+        self.push()
+
+    def on_metrics(self, m: StepMetrics) -> None:
+        RunMetric.objects.update_or_create(
+            run=self.run,
+            step=m.step,
+            defaults={
+                "epoch": m.epoch,
+                "loss": m.loss,
+                "learning_rate": m.learning_rate,
+                "grad_norm": m.grad_norm,
+                "tokens": m.tokens,
+                "tokens_per_second": m.tokens_per_second,
+                "elapsed_s": m.elapsed_s,
+                "cpu_rss_mb": m.cpu_rss_mb,
+                "gpu_mem_mb": m.gpu_mem_mb,
+            },
+        )
+        run = self.run
+        first = run.first_metric_at is None
+        run.step, run.total_steps, run.epoch, run.loss = m.step, m.total_steps, m.epoch, m.loss
+        run.tokens_per_second, run.eta_s = m.tokens_per_second, m.eta_s
+        run.train_tokens += m.tokens
+        run.cpu_rss_mb, run.cpu_peak_rss_mb = m.cpu_rss_mb, m.cpu_peak_rss_mb
+        run.gpu_mem_mb, run.gpu_peak_mb = m.gpu_mem_mb, m.gpu_peak_mb
+        fields = [
+            "step",
+            "total_steps",
+            "epoch",
+            "loss",
+            "tokens_per_second",
+            "eta_s",
+            "train_tokens",
+            "cpu_rss_mb",
+            "cpu_peak_rss_mb",
+            "gpu_mem_mb",
+            "gpu_peak_mb",
+        ]
+        if first:
+            run.first_metric_at = timezone.now()
+            fields.append("first_metric_at")
+        run.save(update_fields=fields)
+        self.scalars(
+            m.step,
+            {
+                "train/loss": m.loss,
+                "train/learning_rate": m.learning_rate,
+                "train/grad_norm": m.grad_norm,
+                "train/tokens_per_second": m.tokens_per_second,
+                "memory/cpu_rss_mb": m.cpu_rss_mb,
+                "memory/gpu_mb": m.gpu_mem_mb,
+            },
+        )
+        self.push(force=first)
+
+    def on_eval(self, step: int, loss: float) -> None:
+        """Step 0 is the base model's validation loss; later ones go on that step's row."""
+        run = self.run
+        if step == 0:
+            run.base_eval_loss = loss
+            run.save(update_fields=["base_eval_loss"])
+        else:
+            RunMetric.objects.filter(run=run, step=step).update(eval_loss=loss)
+            run.eval_loss = loss
+            run.save(update_fields=["eval_loss"])
+        self.scalars(step, {"eval/loss": loss})
+        self.push(force=True)
+
+    def scalars(self, step: int, scalars: dict[str, float | None]) -> None:
+        """The same scalars to TensorBoard (downloadable from the run page) and MLflow."""
+        if self.tensorboard is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tensorboard = SummaryWriter(log_dir=str(self.run.output_dir / "tensorboard"))
+        for tag, value in scalars.items():
+            if value is not None:
+                self.tensorboard.add_scalar(tag, value, step)
+        self.mlflow.log_step(step, scalars)
+
+    def close(self, status: str) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        self.mlflow.end(status)
+
+    def should_stop(self) -> Outcome | None:
+        """Worker shutting down, cancel requested, or the run taken over by another worker."""
+        if SHUTTING_DOWN.is_set():
+            return Outcome.INTERRUPTED
+        now = time.monotonic()
+        if self.stop is None and now - self.last_cancel_check >= CANCEL_POLL_S:
+            self.last_cancel_check = now
+            row = (
+                Run.objects.filter(pk=self.run.pk)
+                .values("status", "worker", "cancel_requested")
+                .first()
+            )
+            ours = row is not None and row["status"] == Run.Status.RUNNING
+            if not ours or row["worker"] != self.run.worker:
+                self.stop = Outcome.LOST  # thought dead and reaped; another worker resumes it
+            elif row["cancel_requested"]:
+                self.stop = Outcome.CANCELLED
+        return self.stop
+
+
+def claim_next_run() -> Run | None:
+    """Claim the fairest eligible queued run for this worker, if any may start now."""
+    run = claim_next(worker_name())
+    if run is None:
+        return None
+    return Run.objects.select_related("base_model", "dataset", "owner", "project").get(pk=run.pk)
+
+
+def train_claimed(run: Run) -> None:
+    """Train a run this worker has claimed, to its end (or to its hand-back)."""
+    reporter = RunReporter(run)
+    saved = checkpoint.latest(run.output_dir)
+    run.rewind_to(saved.step if saved else 0)
+    if saved is not None:
+        reporter.on_log(f"worker {run.worker} resumes from checkpoint step {saved.step}")
+    else:
+        reporter.on_log(f"claimed by worker {run.worker}")
+    try:
+        result = train(engine_config(run), reporter.hooks(), resume_from=saved)
+    except Exception as exc:
+        reporter.close(Run.Status.FAILED)
+        logger.exception("run %s failed", run.pk)
+        RunLog.objects.create(run=run, line="".join(traceback.format_exception_only(exc)).strip())
+        run.finish(Run.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        events.publish_run(run.pk)
+        return
+    outcome = result.status
+    reporter.close(outcome)
+    if outcome == Outcome.LOST:
+        logger.warning("run %s was taken over by another worker; stopped", run.pk)
+        return
+    error, line = _ending(run, outcome, result.steps)
+    run.end(outcome, error)
+    RunLog.objects.create(run=run, line=line)
+    reporter.push(force=True)
+
+
+def _ending(run: Run, outcome: Outcome, steps: int) -> tuple[str, str]:
+    """(the run's error text, the last log line) for how a training attempt ended."""
+    if outcome == Outcome.COMPLETED:
+        return "", "run completed"
+    if outcome == Outcome.TIMED_OUT:
+        limit = _duration(run.time_limit_s)
+        return (
+            f"time limit of {limit} reached",
+            f"time limit reached at step {steps}/{run.total_steps}; adapter and checkpoint saved",
+        )
+    if outcome == Outcome.INTERRUPTED:
+        where = f"checkpoint step {steps}" if steps else "the start"
+        return (
+            f"worker {run.worker} stopped; resumes from {where}",
+            f"worker stopping: run resumes from {where}",
+        )
+    return "", f"run cancelled; stopped at step {steps}"
+
+
+def _duration(seconds: int) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds} s"
