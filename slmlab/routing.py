@@ -1,9 +1,12 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from projects.consumers import DatasetConsumer
+from slmlab.consumers import UnknownPathConsumer
 from training.consumers import RunConsumer
 
 websocket_urlpatterns = [
     path("ws/runs/<int:run_id>/", RunConsumer.as_asgi()),
     path("ws/datasets/<int:dataset_id>/", DatasetConsumer.as_asgi()),
+    # Last: any other path is refused like a missing object, not with a routing error.
+    re_path(r"", UnknownPathConsumer.as_asgi()),
 ]
