@@ -123,6 +123,11 @@ ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = env_str("ACCOUNT_EMAIL_VERIFICATION", "none")
+# Sign-up, login and password reset answer the same whether an email is registered or
+# not. For sign-up allauth can only do that with mandatory verification (it mails the
+# owner of a taken address instead of creating an account); with "none" a new account
+# is logged in at once, so a taken address is refused openly (README "Accounts").
+ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_SESSION_REMEMBER = None
 # allauth's limits apply to login, failed logins, sign-up and password reset;
