@@ -6,6 +6,7 @@ import dj_database_url
 from django.core.management.utils import get_random_secret_key
 
 from slmlab.env import env_bool, env_int, env_list, env_path, env_str
+from slmlab.redis_layer import channel_layer
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -207,12 +208,7 @@ if REDIS_URL:
         "OPTIONS": {"url": REDIS_URL},
         "MIDDLEWARE": _dramatiq_middleware,
     }
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
-        }
-    }
+    CHANNEL_LAYERS = {"default": channel_layer(REDIS_URL)}
 else:
     DRAMATIQ_BROKER = {
         "BROKER": "dramatiq.brokers.stub.StubBroker",
