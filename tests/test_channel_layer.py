@@ -33,7 +33,7 @@ def _idle_receive(layer: RedisChannelLayer, seconds: float) -> BaseException | N
         channel = await layer.new_channel()
         try:
             await asyncio.wait_for(layer.receive(channel), timeout=seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:  # wait_for: still waiting (redis-py raises its own class)
             return None
         except Exception as exc:
             return exc
