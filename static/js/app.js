@@ -9,6 +9,18 @@ document.addEventListener("htmx:responseError", (event) => {
   box.appendChild(div);
 });
 
+// Instead of inline handlers (the Content-Security-Policy forbids them):
+// a select with data-autosubmit submits its form on change; a [data-dismiss] button
+// removes the element it sits in (flash messages).
+document.addEventListener("change", (event) => {
+  const select = event.target.closest && event.target.closest("select[data-autosubmit]");
+  if (select && select.form) select.form.submit();
+});
+document.addEventListener("click", (event) => {
+  const button = event.target.closest && event.target.closest("[data-dismiss]");
+  if (button && button.parentElement) button.parentElement.remove();
+});
+
 // Drag-and-drop onto a .dropzone puts the file into its file input.
 document.addEventListener("dragover", (event) => {
   const zone = event.target.closest && event.target.closest(".dropzone");

@@ -67,3 +67,8 @@ def live_lab(tmp_path_factory):
         if proc.poll() is None:
             proc.kill()
         log.close()
+    # No consumer or view died on the way (e.g. a Redis read timeout in a websocket).
+    crashes = [
+        line for line in log_path.read_text().splitlines() if "Exception inside application" in line
+    ]
+    assert not crashes, crashes
