@@ -183,7 +183,8 @@ def dataset_split(request: HttpRequest, project_id: int, dataset_id: int) -> Htt
         upload = form.cleaned_data["validation_file"]
         try:
             if upload:
-                target = versions.set_validation_file(dataset, upload)
+                source = datasets.receive_upload(upload, dataset.file_format)
+                target = versions.set_validation_file(dataset, source)
             else:
                 target = versions.set_split(
                     dataset, form.cleaned_data["val_percent"], form.cleaned_data["split_seed"]
@@ -203,7 +204,8 @@ def dataset_replace(request: HttpRequest, project_id: int, dataset_id: int) -> H
     form = ReplaceFileForm(request.POST, request.FILES)
     if form.is_valid():
         try:
-            target = versions.replace_file(dataset, form.cleaned_data["file"])
+            checked = datasets.receive_and_check(form.cleaned_data["file"])
+            target = versions.replace_file(dataset, checked)
         except DatasetError as exc:
             add_dataset_problems(form, "file", exc)
         else:

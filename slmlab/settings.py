@@ -189,6 +189,16 @@ MEDIA_ROOT = DATA_DIR / "media"
 MODEL_STORE_DIR = env_path("SLMLAB_MODEL_STORE", DATA_DIR / "models")
 RUNS_DIR = DATA_DIR / "runs"
 DATASET_MAX_UPLOAD_MB = env_int("SLMLAB_DATASET_MAX_UPLOAD_MB", 500, minimum=1)
+# The page sends a dataset file in pieces of this size (projects/uploads.py): daphne
+# holds a whole request body in memory, so no large file ever comes in one request.
+UPLOAD_CHUNK_BYTES = env_int("SLMLAB_UPLOAD_CHUNK_MB", 8, minimum=1) * 2**20
+# A browser without JavaScript posts the whole file at once: only up to this size.
+UPLOAD_SINGLE_REQUEST_MB = env_int("SLMLAB_UPLOAD_SINGLE_REQUEST_MB", 8, minimum=1)
+# Formats checked only once complete (CSV, JSON arrays, blank-line text) are checked in
+# the request up to this size, beyond it on the CPU worker (the page follows it live).
+UPLOAD_CHECK_IN_REQUEST_MB = env_int("SLMLAB_UPLOAD_CHECK_IN_REQUEST_MB", 32, minimum=0)
+# Uploads left unfinished (tab closed, connection gone) are removed after this long.
+UPLOAD_ABANDONED_HOURS = env_int("SLMLAB_UPLOAD_ABANDONED_HOURS", 24, minimum=1)
 # Uploads stream to temporary files on disk past this size rather than RAM.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
