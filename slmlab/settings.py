@@ -214,6 +214,7 @@ _dramatiq_middleware = [
     "dramatiq.middleware.Retries",
     "django_dramatiq.middleware.DbConnectionsMiddleware",
     "training.heartbeat.WorkerHeartbeat",
+    "slmlab.worker_boot.ImportMLLibraries",
 ]
 if REDIS_URL:
     DRAMATIQ_BROKER = {

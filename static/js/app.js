@@ -21,6 +21,13 @@ document.addEventListener("click", (event) => {
   if (button && button.parentElement) button.parentElement.remove();
 });
 
+// A pushed fragment with a [data-go] link (an upload a worker stored) opens that page.
+document.addEventListener("htmx:load", (event) => {
+  const elt = event.detail.elt;
+  const link = elt.matches && (elt.matches("a[data-go]") ? elt : elt.querySelector("a[data-go]"));
+  if (link) window.location.assign(link.href);
+});
+
 // Drag-and-drop onto a .dropzone puts the file into its file input.
 document.addEventListener("dragover", (event) => {
   const zone = event.target.closest && event.target.closest(".dropzone");

@@ -251,7 +251,7 @@ def test_a_large_csv_is_checked_and_stored_by_the_worker(
     # What the page following it is sent: where to go.
     connected, _, state = websockets.connect(f"/ws/uploads/{upload.pk}/", upload.owner)
     assert connected and 'data-status="done"' in state
-    assert f'hx-get="{dataset.get_absolute_url()}"' in state
+    assert f'href="{dataset.get_absolute_url()}" data-go' in state
     # A second delivery of the message does nothing.
     from projects.jobs.upload import check
 
