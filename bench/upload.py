@@ -131,7 +131,7 @@ def measure(mode: str, big: Path, small: Path, warm: Path, repeat: int) -> dict:
     try:
         session = logged_in(daphne.url, EMAIL)
         send = MODES[mode]
-        session.get(f"{daphne.url}/projects/{project}/")
+        assert session.get(f"{daphne.url}/projects/{project}/").ok
         send(session, daphne.url, int(project), warm)  # code paths loaded
         time.sleep(1.0)
         idle = statistics.median(daphne.rss_mb() for _ in range(5))

@@ -39,6 +39,7 @@ def lab_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE="slmlab.settings",
         SLMLAB_DATA_DIR=str(data_dir),
+        STATIC_ROOT=str(data_dir / "static"),
         HF_HUB_OFFLINE="1",
         LOG_LEVEL="WARNING",
         **extra,
@@ -62,9 +63,9 @@ def django_script(env: dict[str, str], code: str) -> str:
 
 
 def migrate(env: dict[str, str]) -> None:
-    subprocess.run(
-        [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True
-    )
+    """The database and the static files, as `./lab start` prepares them."""
+    for command in (["migrate", "--noinput"], ["collectstatic", "--noinput"]):
+        subprocess.run([PYTHON, "manage.py", *command, "-v", "0"], env=env, cwd=ROOT, check=True)
 
 
 class Daphne:
