@@ -294,7 +294,8 @@ def _files(dataset: Dataset) -> list[Path]:
 
 
 def delete_dataset(dataset: Dataset) -> None:
-    paths = _files(dataset)
+    # Validation or replacement files on their way for it go with it.
+    paths = _files(dataset) + [upload.path for upload in dataset.uploads.all()]
     with transaction.atomic():
         dataset.delete()
         transaction.on_commit(lambda: [path.unlink(missing_ok=True) for path in paths])
@@ -303,6 +304,7 @@ def delete_dataset(dataset: Dataset) -> None:
 def delete_project(project: Project) -> None:
     """Delete a project with its datasets and runs, and their files once the rows are gone."""
     paths = [path for d in project.datasets.all() for path in _files(d)]
+    paths += [upload.path for upload in project.uploads.all()]  # files on their way
     run_dirs = [run.output_dir for run in project.runs.all()]
 
     def remove_files() -> None:

@@ -432,3 +432,24 @@ def test_without_javascript_a_small_file_still_goes_in_one_request(owner_client,
     refused = owner_client.post(one_request, {"file": big})
     assert "without JavaScript files up to 1 MB can be sent" in refused.content.decode()
     assert Dataset.objects.count() == 1 and temporary_files() == []
+
+
+def test_deleting_the_project_or_dataset_removes_uploads_on_their_way(
+    owner_client, project, django_capture_on_commit_callbacks
+):
+    from projects import datasets
+
+    dataset = make_dataset(project)
+    to_project = open_upload(owner_client, project, rows(800))
+    put_piece(owner_client, to_project, 0, rows(800)[:PIECE])
+    to_dataset = owner_client.post(
+        start_url(project, "replacement", dataset), {"filename": "new.jsonl", "size": 10}
+    )
+    assert to_dataset.status_code == 201 and len(temporary_files()) == 2
+
+    with django_capture_on_commit_callbacks(execute=True):
+        datasets.delete_dataset(dataset)
+    assert len(temporary_files()) == 1 and Upload.objects.count() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        datasets.delete_project(project)
+    assert temporary_files() == [] and not Upload.objects.exists()
