@@ -10,6 +10,7 @@ from channels_redis.core import RedisChannelLayer
 
 from slmlab import lab
 from slmlab.redis_layer import channel_layer
+from tests.websockets import run_async
 
 
 def test_the_read_timeout_outlasts_the_blocking_wait():
@@ -41,7 +42,7 @@ def _idle_receive(layer: RedisChannelLayer, seconds: float) -> BaseException | N
             await layer.flush()
         return None
 
-    return asyncio.run(scenario())
+    return run_async(scenario)  # in a thread: the browser tests keep a loop in this one
 
 
 @pytest.mark.slow
