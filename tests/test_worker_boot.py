@@ -16,7 +16,7 @@ def job():
         from transformers import AutoTokenizer, AutoModelForCausalLM, GenerationConfig  # noqa
     except Exception as exc:
         errors.append(repr(exc))
-threads = [threading.Thread(target=job) for _ in range(4)]
+threads = [threading.Thread(target=job) for _ in range(6)]
 [t.start() for t in threads]
 [t.join() for t in threads]
 print(errors)
@@ -25,11 +25,10 @@ print(errors)
 
 @pytest.mark.slow
 def test_jobs_starting_together_after_boot_import_transformers_cleanly():
-    for _ in range(3):
-        result = subprocess.run(
-            [sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True
-        )
-        assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr[-2000:]
+    # Without the boot import, 3 threads importing at once failed in about half the runs.
+    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr[-2000:]
 
 
 def test_every_worker_process_runs_the_import_at_boot():
