@@ -453,3 +453,10 @@ def test_deleting_the_project_or_dataset_removes_uploads_on_their_way(
     with django_capture_on_commit_callbacks(execute=True):
         datasets.delete_project(project)
     assert temporary_files() == [] and not Upload.objects.exists()
+
+
+def test_operators_see_uploads_in_the_admin(client, owner_client, project):
+    open_upload(owner_client, project, rows(10), "visible.jsonl")
+    client.force_login(make_user("op@example.com", is_staff=True, is_superuser=True))
+    page = client.get(reverse("admin:projects_upload_changelist"))
+    assert page.status_code == 200 and "visible.jsonl" in page.content.decode()
