@@ -24,6 +24,13 @@ def check_dataset(check_id: int) -> None:
     check(check_id)
 
 
+@dramatiq.actor(queue_name=settings.QUEUE_DEFAULT, time_limit=2 * HOUR_MS, max_retries=0)
+def check_upload(upload_id: int) -> None:
+    from projects.jobs.upload import check
+
+    check(upload_id)
+
+
 @dramatiq.actor(queue_name=settings.QUEUE_INTERACTIVE, time_limit=60_000, max_retries=0)
 def preview_tokens(dataset_id: int, spec: dict, base_model_id: int, key: str) -> None:
     from projects.jobs.preview import preview

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from projects.models import BaseModel, Dataset, ModelDownload, Project
+from projects.models import BaseModel, Dataset, ModelDownload, Project, Upload
 
 
 @admin.register(Project)
@@ -42,3 +42,14 @@ class ModelDownloadAdmin(admin.ModelAdmin):
     list_display = ["repo_id", "status", "bytes_done", "bytes_total", "requested_by", "created"]
     list_filter = ["status"]
     readonly_fields = [f.name for f in ModelDownload._meta.fields]
+
+
+@admin.register(Upload)
+class UploadAdmin(admin.ModelAdmin):
+    """Uploads under way or recently ended; unfinished ones go after a day by themselves."""
+
+    list_display = ["filename", "purpose", "status", "received", "size", "owner", "updated"]
+    list_filter = ["status", "purpose"]
+    search_fields = ["filename", "owner__email"]
+    list_select_related = ["owner"]
+    readonly_fields = [f.name for f in Upload._meta.fields]

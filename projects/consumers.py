@@ -1,5 +1,5 @@
 from projects import events
-from projects.models import Dataset
+from projects.models import Dataset, Upload
 from slmlab.consumers import FollowConsumer
 
 
@@ -18,3 +18,20 @@ class DatasetConsumer(FollowConsumer):
 
     def current_state(self, dataset: Dataset) -> str:
         return events.current_state(dataset)
+
+
+class UploadConsumer(FollowConsumer):
+    """Follows one upload that a worker checks: rows checked, then where it was stored."""
+
+    def find(self, user, kwargs) -> Upload | None:
+        return (
+            Upload.objects.filter(pk=kwargs["upload_id"], owner_id=user.pk)
+            .select_related("result", "project")
+            .first()
+        )
+
+    def group_of(self, upload: Upload) -> str:
+        return events.upload_group(upload.pk)
+
+    def current_state(self, upload: Upload) -> str:
+        return events.render_upload(upload)

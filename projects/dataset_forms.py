@@ -1,6 +1,7 @@
 """Forms of the dataset page: details, statistics, validation split, replacement file."""
 
 from django import forms
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from projects.forms import UPLOAD_EXTENSIONS, check_extension
@@ -45,6 +46,8 @@ class SplitForm(forms.Form):
         # Read with the dataset's own format, shape and mapping: it must be the same format.
         self.extensions = SUFFIXES[dataset.file_format]
         self.fields["validation_file"].widget.attrs["accept"] = ",".join(self.extensions)
+        # static/js/app.js refuses a bigger file before sending it; the server checks too.
+        self.fields["validation_file"].widget.attrs["data-max-mb"] = settings.DATASET_MAX_UPLOAD_MB
 
     def clean_validation_file(self):
         upload = self.cleaned_data.get("validation_file")
@@ -57,6 +60,10 @@ class ReplaceFileForm(forms.Form):
         help_text=_("Any supported format; its shape is recognised like an upload's."),
         widget=forms.ClearableFileInput(attrs={"accept": ",".join(UPLOAD_EXTENSIONS)}),
     )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["file"].widget.attrs["data-max-mb"] = settings.DATASET_MAX_UPLOAD_MB
 
     def clean_file(self):
         return check_extension(self.cleaned_data["file"])

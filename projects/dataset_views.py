@@ -4,6 +4,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -19,16 +20,21 @@ from projects.models import BaseModel, Dataset, DatasetCheck, DatasetStats
 from slmlab.htmx import redirect as htmx_redirect
 from training.engine.config import DEFAULT_MAX_SEQ_LEN
 from training.engine.data.records import DatasetError
+from training.models import Run
 
 
 def dataset_page_context(dataset: Dataset, **forms) -> dict:
     """Context of the dataset page; pass bound forms to show their errors."""
     train_rows, val_rows = dataset.split_sizes()
     split = {"val_percent": dataset.val_percent, "split_seed": dataset.split_seed}
+    # Whether a run used each version, in one query (the page asks for every version).
+    used = Run.objects.filter(dataset=OuterRef("pk"))
+    versions = list(dataset.versions().annotate(used=Exists(used)))
     return {
         "dataset": dataset,
         "project": dataset.project,
-        "versions": dataset.versions(),
+        "versions": versions,
+        "in_use": any(v.used for v in versions if v.pk == dataset.pk),
         "train_rows": train_rows,
         "val_rows": val_rows,
         "details_form": forms.get("details_form") or DatasetDetailsForm(instance=dataset),
@@ -89,6 +95,7 @@ def dataset_settings(request: HttpRequest, project_id: int, dataset_id: int) -> 
             else htmx_redirect(request, dataset.get_absolute_url())
         )
     context = {"dataset": dataset, "project": dataset.project, "form": form, "check": check}
+    context["in_use"] = dataset.in_use
     return render(request, "projects/dataset_detail.html#settings_form", context)
 
 
@@ -183,7 +190,8 @@ def dataset_split(request: HttpRequest, project_id: int, dataset_id: int) -> Htt
         upload = form.cleaned_data["validation_file"]
         try:
             if upload:
-                target = versions.set_validation_file(dataset, upload)
+                source = datasets.receive_upload(upload, dataset.file_format)
+                target = versions.set_validation_file(dataset, source)
             else:
                 target = versions.set_split(
                     dataset, form.cleaned_data["val_percent"], form.cleaned_data["split_seed"]
@@ -203,7 +211,8 @@ def dataset_replace(request: HttpRequest, project_id: int, dataset_id: int) -> H
     form = ReplaceFileForm(request.POST, request.FILES)
     if form.is_valid():
         try:
-            target = versions.replace_file(dataset, form.cleaned_data["file"])
+            checked = datasets.receive_and_check(form.cleaned_data["file"])
+            target = versions.replace_file(dataset, checked)
         except DatasetError as exc:
             add_dataset_problems(form, "file", exc)
         else:

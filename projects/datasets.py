@@ -6,6 +6,8 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import models, transaction
 from django.utils.translation import gettext_lazy as _
 
+from accounts.models import User
 from projects.models import Dataset, Project, dataset_upload_path
 from training.engine.data.formats import Problem, format_for_name
 from training.engine.data.records import (
@@ -35,7 +38,7 @@ SAMPLE_LABELS = {
 }
 
 
-def _tmp_dir() -> Path:
+def tmp_dir() -> Path:
     path = Path(settings.MEDIA_ROOT) / "tmp"
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -53,6 +56,17 @@ def preview_row(record: Record) -> dict[str, Any]:
     return {"system": cut(record.system), "turns": turns}
 
 
+@dataclass
+class Checked:
+    """A received file whose every row was validated: what storing it needs."""
+
+    path: Path
+    spec: DataSpec
+    rows: int
+    preview: list[dict]  # the first rows as the dataset page shows them
+    columns: list[str]
+
+
 def store_dataset(
     project: Project,
     source: Path,
@@ -67,17 +81,34 @@ def store_dataset(
     spec = spec or DataSpec()
     try:
         count, preview = scan_dataset(source, spec, keep=PREVIEW_ROWS)
+    except BaseException:
+        source.unlink(missing_ok=True)
+        raise
+    checked = Checked(source, spec, count, [preview_row(r) for r in preview], columns or [])
+    return store_checked(project, checked, name, check_quota=False)
+
+
+def store_checked(
+    project: Project, checked: Checked, name: str, check_quota: bool = True
+) -> Dataset:
+    """Move a validated file into the store as a new dataset of ``project``, within the
+    owner's storage quota. The file is consumed: moved on success, deleted on failure."""
+    source = checked.path
+    try:
+        size = source.stat().st_size
+        if check_quota:
+            check_quota_for(project.owner, size)
         dataset = Dataset(
             uid=uuid.uuid4(),
             owner=project.owner,
             project=project,
             name=name,
-            row_count=count,
-            size_bytes=source.stat().st_size,
-            preview=[preview_row(r) for r in preview],
-            columns=columns or [],
+            row_count=checked.rows,
+            size_bytes=size,
+            preview=checked.preview,
+            columns=checked.columns,
         )
-        _apply(dataset, spec)
+        _apply(dataset, checked.spec)
         relative = dataset_upload_path(dataset, source.name)
         final = Path(settings.MEDIA_ROOT) / relative
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -90,6 +121,26 @@ def store_dataset(
         source.unlink(missing_ok=True)
 
 
+def check_quota_for(owner: User, size: int, pending: int = 0) -> None:
+    """Refuse ``size`` more bytes beyond what the owner's datasets use (and ``pending``
+    bytes of uploads under way) when that passes their storage quota."""
+    used = owner.datasets.aggregate(total=models.Sum("size_bytes"))["total"] or 0
+    used += pending
+    quota = owner.storage_quota_mb * 2**20
+    if used + size > quota:
+        raise DatasetError(
+            [
+                Problem(
+                    None,
+                    None,
+                    f"your datasets use {used / 2**20:.1f} MB of your "
+                    f"{owner.storage_quota_mb} MB storage quota; this file needs "
+                    f"{size / 2**20:.1f} MB more (delete a dataset or ask an operator)",
+                )
+            ]
+        )
+
+
 def _apply(dataset: Dataset, spec: DataSpec) -> None:
     dataset.file_format = spec.format
     dataset.shape = spec.shape
@@ -99,31 +150,71 @@ def _apply(dataset: Dataset, spec: DataSpec) -> None:
     dataset.custom_template = spec.custom_template
 
 
-def _too_big(size: int) -> DatasetError:
+def too_big(size: int) -> DatasetError:
     limit = settings.DATASET_MAX_UPLOAD_MB
     return DatasetError(
         [Problem(None, None, f"the file is {size / 2**20:.1f} MB; the limit is {limit} MB")]
     )
 
 
+def _too_big_for_one_request(size: int) -> DatasetError:
+    limit = settings.UPLOAD_SINGLE_REQUEST_MB
+    return DatasetError(
+        [
+            Problem(
+                None,
+                None,
+                f"the file is {size / 2**20:.1f} MB; without JavaScript files up to "
+                f"{limit} MB can be sent (with it, the page sends larger ones in pieces)",
+            )
+        ]
+    )
+
+
 def receive_upload(upload: UploadedFile, suffix: str) -> Path:
-    """The upload streamed to a temporary file within the size limit; nothing left if not."""
+    """A file sent in one request (a browser without JavaScript) streamed to a temporary
+    file, within the size limits; nothing left if not. The page sends larger files in
+    pieces instead (projects/uploads.py): daphne holds a whole request body in memory."""
     limit = settings.DATASET_MAX_UPLOAD_MB * 2**20
+    one_request = settings.UPLOAD_SINGLE_REQUEST_MB * 2**20
     if upload.size is not None and upload.size > limit:
-        raise _too_big(upload.size)
-    fd, tmp = tempfile.mkstemp(dir=_tmp_dir(), suffix=f".{suffix}")
+        raise too_big(upload.size)
+    if upload.size is not None and upload.size > one_request:
+        raise _too_big_for_one_request(upload.size)
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir(), suffix=f".{suffix}")
     try:
         written = 0
         with os.fdopen(fd, "wb") as out:
             for chunk in upload.chunks(chunk_size=2**20):
                 written += len(chunk)
-                if written > limit:  # a client may under-declare the size
-                    raise _too_big(written)
+                if written > min(limit, one_request):  # a client may under-declare the size
+                    raise too_big(written) if written > limit else _too_big_for_one_request(written)
                 out.write(chunk)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return Path(tmp)
+
+
+def check_received(
+    source: Path,
+    fmt: str,
+    shape: str = "",
+    mapping: dict[str, str] | None = None,
+    text_split: str = "line",
+    on_progress: Callable[[int], None] | None = None,
+) -> Checked:
+    """Recognise the shape of a received file (unless given) and validate every row;
+    raises DatasetError (and leaves the file to the caller) when it does not fit."""
+    inspection = inspect_file(source, fmt, text_split)
+    if not shape:
+        if inspection.shape is None:
+            unknown = Problem(None, None, unrecognised(inspection.columns))
+            raise DatasetError(inspection.problems or [unknown])
+        shape, mapping = inspection.shape, inspection.mapping
+    spec = DataSpec(fmt, shape, dict(mapping or {}), text_split)
+    count, preview = scan_dataset(source, spec, keep=PREVIEW_ROWS, on_progress=on_progress)
+    return Checked(source, spec, count, [preview_row(r) for r in preview], inspection.columns)
 
 
 def store_upload(
@@ -134,39 +225,29 @@ def store_upload(
     mapping: dict[str, str] | None = None,
     text_split: str = "line",
 ) -> Dataset:
-    """Stream an upload to disk, recognise its shape (unless given), validate and store it."""
+    """A file sent in one request: streamed to disk, its shape recognised (unless
+    given), validated and stored; nothing is stored unless all of it is valid."""
     if upload.size is not None and upload.size > settings.DATASET_MAX_UPLOAD_MB * 2**20:
-        raise _too_big(upload.size)
-    used = project.owner.datasets.aggregate(total=models.Sum("size_bytes"))["total"] or 0
-    quota = project.owner.storage_quota_mb * 2**20
-    if upload.size is not None and used + upload.size > quota:
-        raise DatasetError(
-            [
-                Problem(
-                    None,
-                    None,
-                    f"your datasets use {used / 2**20:.1f} MB of your "
-                    f"{project.owner.storage_quota_mb} MB storage quota; this file needs "
-                    f"{upload.size / 2**20:.1f} MB more (delete a dataset or ask an operator)",
-                )
-            ]
-        )
+        raise too_big(upload.size)
+    if upload.size is not None:
+        check_quota_for(project.owner, upload.size)
+    return store_checked(project, receive_and_check(upload, shape, mapping, text_split), name)
+
+
+def receive_and_check(
+    upload: UploadedFile,
+    shape: str = "",
+    mapping: dict[str, str] | None = None,
+    text_split: str = "line",
+) -> Checked:
+    """A file sent in one request, received and validated (see :func:`check_received`)."""
     fmt = format_for_name(upload.name or "") or "jsonl"
     source = receive_upload(upload, fmt)
     try:
-        inspection = inspect_file(source, fmt, text_split)
-        if not shape:
-            if inspection.shape is None:
-                problems = inspection.problems or [
-                    Problem(None, None, unrecognised(inspection.columns))
-                ]
-                raise DatasetError(problems)
-            shape, mapping = inspection.shape, inspection.mapping
-        spec = DataSpec(fmt, shape, dict(mapping or {}), text_split)
+        return check_received(source, fmt, shape, mapping, text_split)
     except BaseException:
         source.unlink(missing_ok=True)
         raise
-    return store_dataset(project, source, name, spec, inspection.columns)
 
 
 def unrecognised(columns: list[str]) -> str:
@@ -198,7 +279,7 @@ def apply_settings(dataset: Dataset, spec: DataSpec, count: int, preview: list) 
 
 def store_sample(project: Project, key: str = "json-answer") -> Dataset:
     sample = SAMPLES[key]
-    fd, tmp = tempfile.mkstemp(dir=_tmp_dir(), suffix=f".{sample.file_format}")
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir(), suffix=f".{sample.file_format}")
     os.close(fd)
     sample.write(Path(tmp))
     spec = DataSpec(sample.file_format, sample.shape, {}, sample.text_split)
@@ -213,7 +294,8 @@ def _files(dataset: Dataset) -> list[Path]:
 
 
 def delete_dataset(dataset: Dataset) -> None:
-    paths = _files(dataset)
+    # Validation or replacement files on their way for it go with it.
+    paths = _files(dataset) + [upload.path for upload in dataset.uploads.all()]
     with transaction.atomic():
         dataset.delete()
         transaction.on_commit(lambda: [path.unlink(missing_ok=True) for path in paths])
@@ -222,6 +304,7 @@ def delete_dataset(dataset: Dataset) -> None:
 def delete_project(project: Project) -> None:
     """Delete a project with its datasets and runs, and their files once the rows are gone."""
     paths = [path for d in project.datasets.all() for path in _files(d)]
+    paths += [upload.path for upload in project.uploads.all()]  # files on their way
     run_dirs = [run.output_dir for run in project.runs.all()]
 
     def remove_files() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.template.loader import render_to_string
 
-from projects.models import Dataset, DatasetCheck, DatasetStats
+from projects.models import Dataset, DatasetCheck, DatasetStats, Upload
 from slmlab.charts import histogram_chart
 from slmlab.consumers import push_to_group
 
@@ -70,3 +70,20 @@ def publish_check(check_id: int) -> None:
 
 def publish_preview(dataset_id: int, html: str) -> None:
     transaction.on_commit(lambda: push_to_group(dataset_group(dataset_id), html))
+
+
+def upload_group(upload_id: int) -> str:
+    return f"upload-{upload_id}"
+
+
+def render_upload(upload: Upload) -> str:
+    return render_to_string("projects/_upload.html#upload_status", {"upload": upload})
+
+
+def publish_upload(upload_id: int) -> None:
+    def send() -> None:
+        upload = Upload.objects.filter(pk=upload_id).select_related("result", "project").first()
+        if upload is not None:
+            push_to_group(upload_group(upload_id), render_upload(upload))
+
+    transaction.on_commit(send)

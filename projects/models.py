@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import copy
+import uuid
 from pathlib import Path
 
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from slmlab.jobs import Job, JobStatus
@@ -329,3 +331,109 @@ class ModelDownload(Job):
         if self.status == self.Status.DONE:
             return 100
         return min(100, round(100 * self.bytes_done / self.bytes_total)) if self.bytes_total else 0
+
+
+class UploadStatus(models.TextChoices):
+    """A job's statuses, with the time before it: while the browser sends the file."""
+
+    RECEIVING = "receiving", _("receiving the file")
+    QUEUED = JobStatus.QUEUED.value, JobStatus.QUEUED.label
+    RUNNING = JobStatus.RUNNING.value, JobStatus.RUNNING.label
+    DONE = JobStatus.DONE.value, JobStatus.DONE.label
+    FAILED = JobStatus.FAILED.value, JobStatus.FAILED.label
+    CANCELLED = JobStatus.CANCELLED.value, JobStatus.CANCELLED.label
+
+
+class Upload(Job):
+    """A dataset file the page sends in pieces (see projects/uploads.py).
+
+    While ``receiving``, each piece is appended to a temporary file at the offset the
+    server holds, so a piece sent twice is stored once and a dropped connection resumes
+    where the server stopped; files whose rows are lines are checked as they arrive.
+    Complete, it is checked whole where it could not be (in the request, or on a worker:
+    ``queued`` → ``running``) and stored as a dataset, a validation file or a
+    replacement (``result``); a problem fails it and nothing is stored.
+    """
+
+    class Purpose(models.TextChoices):
+        DATASET = "dataset", _("new dataset")
+        VALIDATION = "validation", _("validation file")
+        REPLACEMENT = "replacement", _("replacement file")
+
+    Status = UploadStatus  # type: ignore[assignment]
+    status = models.CharField(
+        max_length=20, choices=UploadStatus.choices, default=UploadStatus.RECEIVING, db_index=True
+    )
+    uid = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="uploads"
+    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="uploads")
+    dataset = models.ForeignKey(
+        Dataset,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="uploads",
+        help_text=_("The dataset a validation or replacement file is for"),
+    )
+    purpose = models.CharField(max_length=20, choices=Purpose.choices, default=Purpose.DATASET)
+    filename = models.CharField(max_length=255)
+    file_format = models.CharField(max_length=10, choices=Dataset.FileFormat.choices)
+    size = models.BigIntegerField(help_text=_("Bytes the browser announced"))
+    received = models.BigIntegerField(default=0, help_text=_("Bytes stored, in order"))
+    form = models.JSONField(default=dict, blank=True, help_text=_("The upload form as posted"))
+    streamed = models.BooleanField(default=False, help_text=_("Rows checked as they arrive"))
+    spec = models.JSONField(null=True, blank=True, help_text=_("DataSpec, once recognised"))
+    columns = models.JSONField(default=list, blank=True)
+    checked_bytes = models.BigIntegerField(default=0)
+    checked_lines = models.BigIntegerField(default=0)
+    row_count = models.PositiveIntegerField(default=0)
+    preview = models.JSONField(default=list, blank=True)
+    problems = models.JSONField(default=list, blank=True, help_text=_("The first problems"))
+    result = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.get_status_display()})"
+
+    @property
+    def path(self) -> Path:
+        """Where the pieces go: the user's own file under MEDIA_ROOT/tmp."""
+        return Path(settings.MEDIA_ROOT) / "tmp" / f"upload-{self.uid}.{self.file_format}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status not in self.FINAL
+
+    def data_spec(self) -> DataSpec | None:
+        return DataSpec(**self.spec) if self.spec else None
+
+    def _move(self, from_statuses, *, where=None, **changes) -> bool:
+        # Every change counts as activity: what is untouched for long is abandoned.
+        return super()._move(from_statuses, where=where, updated=timezone.now(), **changes)
+
+    def take(self) -> bool:
+        """receiving → running, for the one request that stores the complete file."""
+        return self._move(
+            [UploadStatus.RECEIVING], status=UploadStatus.RUNNING, started=timezone.now()
+        )
+
+    def queue(self) -> bool:
+        """receiving → queued: complete, for a worker to check and store."""
+        return self._move([UploadStatus.RECEIVING], status=UploadStatus.QUEUED)
+
+    def fail(self, error: str, **details) -> bool:
+        """Any unfinished state → failed (a receiving upload fails on a bad piece)."""
+        return self._move(
+            [UploadStatus.RECEIVING, UploadStatus.QUEUED, UploadStatus.RUNNING],
+            status=UploadStatus.FAILED,
+            error=error[:4000],
+            finished=timezone.now(),
+            **details,
+        )

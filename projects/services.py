@@ -8,11 +8,26 @@ from dataclasses import asdict
 from django.db import transaction
 
 from accounts.models import User
-from projects.actors import check_dataset, compute_dataset_stats, download_model, preview_tokens
-from projects.models import BaseModel, Dataset, DatasetCheck, DatasetStats, ModelDownload
+from projects import uploads
+from projects.actors import (
+    check_dataset,
+    check_upload,
+    compute_dataset_stats,
+    download_model,
+    preview_tokens,
+)
+from projects.models import (
+    BaseModel,
+    Dataset,
+    DatasetCheck,
+    DatasetStats,
+    ModelDownload,
+    Upload,
+    UploadStatus,
+)
 from slmlab.jobs import JobStatus
 from training.engine.config import DEFAULT_MAX_SEQ_LEN
-from training.engine.data.records import DataSpec
+from training.engine.data.records import DatasetError, DataSpec
 from training.engine.models.catalog import CatalogModel
 
 
@@ -67,3 +82,31 @@ def request_download(user: User, entry: CatalogModel) -> ModelDownload:
         )
         transaction.on_commit(lambda: download_model.send(download.pk))
     return download
+
+
+def finish_upload(upload: Upload) -> Upload:
+    """Store a completely received upload: here and now when that is quick (its rows were
+    checked as they came, or it is small), else on the CPU worker, whose progress the
+    page follows. A second call (a retried request) changes nothing; returns the upload
+    as it stands (done with ``result``, failed with ``problems``, or queued)."""
+    if upload.status != UploadStatus.RECEIVING or upload.received != upload.size:
+        return upload
+    if not uploads.checks_in_request(upload):
+        with transaction.atomic():
+            if upload.queue():
+                transaction.on_commit(lambda: check_upload.send(upload.pk))
+        upload.refresh_from_db()
+        return upload
+    if not upload.take():
+        upload.refresh_from_db()
+        return upload
+    try:
+        dataset = uploads.store(upload)
+    except DatasetError as exc:
+        upload.fail("the file does not fit", problems=uploads.problem_lines(exc))
+    else:
+        upload.finish(result=dataset, row_count=dataset.row_count)
+        if upload.purpose != Upload.Purpose.VALIDATION:
+            request_stats(dataset)
+    upload.refresh_from_db()
+    return upload

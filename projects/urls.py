@@ -1,6 +1,6 @@
 from django.urls import path
 
-from projects import dataset_views, views
+from projects import dataset_views, upload_views, views
 
 app_name = "projects"
 urlpatterns = [
@@ -11,6 +11,23 @@ urlpatterns = [
     path("<int:project_id>/delete/", views.project_delete, name="delete"),
     path("<int:project_id>/datasets/upload/", views.dataset_upload, name="dataset_upload"),
     path("<int:project_id>/datasets/sample/", views.dataset_sample, name="dataset_sample"),
+    path("<int:project_id>/uploads/", upload_views.upload_start, name="upload_start"),
+    path("<int:project_id>/uploads/<int:upload_id>/", upload_views.upload_piece, name="upload"),
+    path(
+        "<int:project_id>/uploads/<int:upload_id>/finish/",
+        upload_views.upload_finish,
+        name="upload_finish",
+    ),
+    path(
+        "<int:project_id>/datasets/<int:dataset_id>/split/upload/",
+        upload_views.validation_upload_start,
+        name="validation_upload_start",
+    ),
+    path(
+        "<int:project_id>/datasets/<int:dataset_id>/replace/upload/",
+        upload_views.replacement_upload_start,
+        name="replacement_upload_start",
+    ),
     path(
         "<int:project_id>/datasets/<int:dataset_id>/", dataset_views.dataset_detail, name="dataset"
     ),

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Max
 
@@ -146,12 +145,19 @@ def change_settings(
     return target
 
 
-def set_validation_file(dataset: Dataset, upload: UploadedFile) -> Dataset:
-    """A separate validation file, validated like an upload; raises DatasetError if bad."""
-    tmp = datasets.receive_upload(upload, dataset.file_format)
+def check_validation_file(
+    dataset: Dataset, source: Path, on_progress: Callable[[int], None] | None = None
+) -> int:
+    """The rows of a validation file read exactly like the training file (same format,
+    shape, mapping and template); raises DatasetError if any does not fit."""
+    return scan_dataset(source, dataset.spec(), keep=0, on_progress=on_progress)[0]
+
+
+def set_validation_file(dataset: Dataset, source: Path, rows: int | None = None) -> Dataset:
+    """A separate validation file (``rows`` of them when already checked, else checked
+    here); raises DatasetError if bad. ``source`` is consumed."""
     try:
-        # Read exactly like the training file: same format, shape, mapping and template.
-        count, _ = scan_dataset(tmp, dataset.spec(), keep=0)
+        count = check_validation_file(dataset, source) if rows is None else rows
         with _editing(dataset) as edit:
             target = edit.target
             old = _media(target.validation_file.name) if target.validation_file else None
@@ -162,19 +168,20 @@ def set_validation_file(dataset: Dataset, upload: UploadedFile) -> Dataset:
             target.validation_row_count = count
             target.save()
             final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
+            os.replace(source, final)
         return target
     finally:
-        tmp.unlink(missing_ok=True)
+        source.unlink(missing_ok=True)
 
 
-def replace_file(dataset: Dataset, upload: UploadedFile) -> Dataset:
-    """New rows for the dataset; raises DatasetError (and changes nothing) if invalid.
+def replace_file(dataset: Dataset, checked: datasets.Checked) -> Dataset:
+    """New rows (a validated file, consumed) for the dataset; raises DatasetError (and
+    changes nothing) if they do not fit the storage quota.
 
     The old statistics go with the old rows (the caller has new ones computed)."""
     with transaction.atomic():
         locked = Dataset.objects.select_for_update().get(pk=dataset.pk)
-        fresh = datasets.store_upload(locked.project, upload, locked.name)
+        fresh = datasets.store_checked(locked.project, checked, locked.name)
         try:
             if locked.in_use:
                 target = _as_new_version(fresh, locked)

@@ -57,6 +57,15 @@ class FollowConsumer(WebsocketConsumer):
         self.send(text_data=event["html"])
 
 
+class UnknownPathConsumer(WebsocketConsumer):
+    """Every websocket path no page follows (``/ws/nope/``, ``/ws/runs/abc/``): refused
+    before the handshake with the answer a missing object gets, instead of the router's
+    "No route found" exception (a 500 and a traceback in the log)."""
+
+    def connect(self) -> None:
+        self.close(code=NOT_FOUND)
+
+
 def push_to_group(group: str, html: str) -> None:
     """Send ``html`` to every page following ``group`` (call it after commit)."""
     async_to_sync(get_channel_layer().group_send)(group, {"type": "push", "html": html})

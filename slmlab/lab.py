@@ -78,6 +78,35 @@ def start_embedded_redis(data_dir: Path) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
+FILE_MAIL = "django.core.mail.backends.filebased.EmailBackend"
+
+
+def use_file_mail(env: dict[str, str], data_dir: Path) -> Path | None:
+    """Without a configured mail server, mail (password resets) goes to files in the data
+    directory instead of failing against an SMTP server that is not there; None when
+    the environment names a backend or a mail host of its own."""
+    if env.get("EMAIL_BACKEND") or env.get("EMAIL_HOST"):
+        return None
+    mail_dir = Path(env.get("EMAIL_FILE_PATH") or data_dir / "mail")
+    env["EMAIL_BACKEND"] = FILE_MAIL
+    env["EMAIL_FILE_PATH"] = str(mail_dir)
+    return mail_dir
+
+
+def banner(url: str, credentials: str, mail_dir: Path | None) -> str:
+    lines = [
+        "",
+        "  SLM Lab is running.",
+        f"  Open      {url}",
+        f"  Log in    {credentials}",
+        f"  Admin     {url}admin/",
+    ]
+    if mail_dir is not None:
+        lines.append(f"  Mail      written to files in {mail_dir}/ (no mail server is used)")
+    lines += ["  Stop      Ctrl-C", ""]
+    return "\n".join(lines)
+
+
 def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([PYTHON, str(ROOT / "manage.py"), *args], env=env, check=True, cwd=ROOT)
 
@@ -137,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = Path(env.get("SLMLAB_DATA_DIR", ROOT / "data")).resolve()
     env["SLMLAB_DATA_DIR"] = str(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
+    mail_dir = use_file_mail(env, data_dir)
 
     procs: list[tuple[str, subprocess.Popen]] = []
     stopping = False
@@ -174,15 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         url = f"http://{shown_host}:{args.port}/"
         wait_until(lambda: health_ok(url + "health/"), 60, "the web server")
         credentials = (data_dir / ".demo_login").read_text().strip()
-        print(
-            "\n"
-            "  SLM Lab is running.\n"
-            f"  Open      {url}\n"
-            f"  Log in    {credentials}\n"
-            f"  Admin     {url}admin/\n"
-            "  Stop      Ctrl-C\n",
-            flush=True,
-        )
+        print(banner(url, credentials, mail_dir), flush=True)
         restarts: list[float] = []
         while not stopping:
             for i, (name, proc) in enumerate(procs):

@@ -3,9 +3,11 @@
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.management.utils import get_random_secret_key
 
 from slmlab.env import env_bool, env_int, env_list, env_path, env_str
+from slmlab.redis_layer import channel_layer
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -38,6 +40,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "csp",
     "template_partials",
     "channels",
     "django_dramatiq",
@@ -51,6 +54,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -123,16 +127,24 @@ ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = env_str("ACCOUNT_EMAIL_VERIFICATION", "none")
+# Sign-up, login and password reset answer the same whether an email is registered or
+# not. For sign-up allauth can only do that with mandatory verification (it mails the
+# owner of a taken address instead of creating an account); with "none" a new account
+# is logged in at once, so a taken address is refused openly (README "Accounts").
+ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_SESSION_REMEMBER = None
 # allauth's limits apply to login, failed logins, sign-up and password reset;
-# the admin login goes through allauth too (see slmlab/urls.py).
+# the admin login goes through allauth too (see slmlab/urls.py). A class behind one
+# NAT address signs in at once, so the per-address limits sit far above a classroom's
+# burst (40 students, a few typos and retries each); guessing one account's password
+# is stopped by the per-account ("key") limits.
 ACCOUNT_RATE_LIMITS = {
-    "login": env_str("RATE_LIMIT_LOGIN", "30/m/ip"),
-    "login_failed": env_str("RATE_LIMIT_LOGIN_FAILED", "10/m/ip,5/5m/key"),
-    "signup": env_str("RATE_LIMIT_SIGNUP", "20/m/ip"),
-    "reset_password": env_str("RATE_LIMIT_RESET_PASSWORD", "20/m/ip,5/m/key"),
-    "reset_password_from_key": "20/m/ip",
+    "login": env_str("RATE_LIMIT_LOGIN", "300/m/ip"),
+    "login_failed": env_str("RATE_LIMIT_LOGIN_FAILED", "100/m/ip,5/5m/key"),
+    "signup": env_str("RATE_LIMIT_SIGNUP", "100/m/ip"),
+    "reset_password": env_str("RATE_LIMIT_RESET_PASSWORD", "100/m/ip,5/m/key"),
+    "reset_password_from_key": env_str("RATE_LIMIT_RESET_PASSWORD_FROM_KEY", "100/m/ip"),
     "change_password": "5/m/user",
 }
 LOGIN_URL = "account_login"
@@ -145,8 +157,12 @@ EMAIL_BACKEND = env_str(
     if DEBUG
     else "django.core.mail.backends.smtp.EmailBackend",
 )
+# `./lab start` with no mail server configured sets the file backend (see slmlab/lab.py).
+EMAIL_FILE_PATH = env_path("EMAIL_FILE_PATH", DATA_DIR / "mail")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
+# A mail server that does not answer fails the request after this long (then a clear page).
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "SLM Lab <slmlab@localhost>")
 
 # --- i18n ---
@@ -173,6 +189,16 @@ MEDIA_ROOT = DATA_DIR / "media"
 MODEL_STORE_DIR = env_path("SLMLAB_MODEL_STORE", DATA_DIR / "models")
 RUNS_DIR = DATA_DIR / "runs"
 DATASET_MAX_UPLOAD_MB = env_int("SLMLAB_DATASET_MAX_UPLOAD_MB", 500, minimum=1)
+# The page sends a dataset file in pieces of this size (projects/uploads.py): daphne
+# holds a whole request body in memory, so no large file ever comes in one request.
+UPLOAD_CHUNK_BYTES = env_int("SLMLAB_UPLOAD_CHUNK_MB", 8, minimum=1) * 2**20
+# A browser without JavaScript posts the whole file at once: only up to this size.
+UPLOAD_SINGLE_REQUEST_MB = env_int("SLMLAB_UPLOAD_SINGLE_REQUEST_MB", 8, minimum=1)
+# Formats checked only once complete (CSV, JSON arrays, blank-line text) are checked in
+# the request up to this size, beyond it on the CPU worker (the page follows it live).
+UPLOAD_CHECK_IN_REQUEST_MB = env_int("SLMLAB_UPLOAD_CHECK_IN_REQUEST_MB", 32, minimum=0)
+# Uploads left unfinished (tab closed, connection gone) are removed after this long.
+UPLOAD_ABANDONED_HOURS = env_int("SLMLAB_UPLOAD_ABANDONED_HOURS", 24, minimum=1)
 # Uploads stream to temporary files on disk past this size rather than RAM.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
@@ -188,6 +214,7 @@ _dramatiq_middleware = [
     "dramatiq.middleware.Retries",
     "django_dramatiq.middleware.DbConnectionsMiddleware",
     "training.heartbeat.WorkerHeartbeat",
+    "slmlab.worker_boot.ImportMLLibraries",
 ]
 if REDIS_URL:
     DRAMATIQ_BROKER = {
@@ -195,12 +222,7 @@ if REDIS_URL:
         "OPTIONS": {"url": REDIS_URL},
         "MIDDLEWARE": _dramatiq_middleware,
     }
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
-        }
-    }
+    CHANNEL_LAYERS = {"default": channel_layer(REDIS_URL)}
 else:
     DRAMATIQ_BROKER = {
         "BROKER": "dramatiq.brokers.stub.StubBroker",
@@ -231,6 +253,23 @@ SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
 )
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Our own static files only: no inline scripts, handlers or style attributes anywhere
+# (templates put them in static/js/app.js and static/css/app.css). data: images are the
+# icons inside Pico's stylesheet; 'self' in connect-src covers the page's websockets.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 X_FRAME_OPTIONS = "DENY"
 
 LOGGING = {

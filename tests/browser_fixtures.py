@@ -16,6 +16,26 @@ CHROMIUM_ARGS = [
 ]
 
 
+# Reports every Content-Security-Policy violation of every page in a context to Python
+# (a binding is called over the devtools protocol, which the policy does not govern).
+CSP_WATCH = """document.addEventListener("securitypolicyviolation", (event) => {
+  window.__cspViolation({directive: event.effectiveDirective, blocked: event.blockedURI,
+                         source: event.sourceFile, line: event.lineNumber, sample: event.sample});
+});"""
+
+
+def watch_csp(context) -> list[dict]:
+    """The violations reported in ``context`` from now on (the list fills as they come)."""
+    violations: list[dict] = []
+
+    def report(source, violation):
+        violations.append({**violation, "page": source["page"].url})
+
+    context.expose_binding("__cspViolation", report)
+    context.add_init_script(CSP_WATCH)
+    return violations
+
+
 @pytest.fixture(scope="session")
 def browser():
     if not shutil.which(CHROMIUM):
@@ -36,6 +56,7 @@ def page(browser, live_server, tmp_path):
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
     page = context.new_page()
+    page.csp_violations = watch_csp(context)
     yield page
     artifacts = os.environ.get("SLMLAB_TEST_ARTIFACTS")
     if artifacts:
@@ -44,3 +65,4 @@ def page(browser, live_server, tmp_path):
             path=os.path.join(artifacts, f"{os.getpid()}-{id(page)}.png"), full_page=True
         )
     context.close()
+    assert not page.csp_violations, f"Content-Security-Policy violations: {page.csp_violations}"

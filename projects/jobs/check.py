@@ -55,10 +55,10 @@ def check(check_id: int) -> None:
         job.finish(result=target, rows_done=target.row_count)
     events.publish_check(job.pk)
     if job.status == JobStatus.DONE:
-        _compute_new_statistics(target)
+        compute_new_statistics(target)
 
 
-def _compute_new_statistics(dataset: Dataset) -> None:
+def compute_new_statistics(dataset: Dataset) -> None:
     """The statistics of the saved settings, here and now: the page that opened the saved
     dataset follows them live."""
     model = BaseModel.objects.first()

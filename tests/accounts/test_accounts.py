@@ -1,5 +1,6 @@
 import pytest
 from django.core import mail
+from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
@@ -110,3 +111,44 @@ def test_it_keeps_non_staff_out_of_the_admin(owner_client):
 def test_the_health_endpoint_answers(client):
     response = client.get(reverse("health"))
     assert response.json() == {"status": "ok"}
+
+
+def test_a_class_of_40_behind_one_address_signs_in_at_once():
+    students = [make_user(f"student{i}@example.com") for i in range(40)]
+    for student in students:
+        client = Client(REMOTE_ADDR="10.1.2.3")
+        # A typo first, as some students make, then the right password.
+        client.post(reverse("account_login"), {"login": student.email, "password": "typo"})
+        response = client.post(
+            reverse("account_login"), {"login": student.email, "password": PASSWORD}
+        )
+        assert response.status_code == 302, student.email
+        assert response["Location"] == reverse("projects:list")
+
+
+def test_a_class_of_40_behind_one_address_signs_up_at_once():
+    for i in range(40):
+        client = Client(REMOTE_ADDR="10.1.2.3")
+        response = client.post(
+            reverse("account_signup"),
+            {"email": f"new{i}@example.com", "password1": PASSWORD, "password2": PASSWORD},
+        )
+        assert response.status_code == 302, i
+    assert User.objects.count() == 40
+
+
+def test_one_account_is_locked_after_five_failures_while_its_classmates_sign_in():
+    make_user("target@example.com")
+    classmate = make_user("classmate@example.com")
+    guesser = Client(REMOTE_ADDR="10.1.2.3")
+    for _ in range(5):
+        guesser.post(reverse("account_login"), {"login": "target@example.com", "password": "x"})
+    locked = Client(REMOTE_ADDR="10.9.9.9").post(
+        reverse("account_login"), {"login": "target@example.com", "password": PASSWORD}
+    )
+    assert locked.status_code == 200
+    assert b"Too many failed login attempts" in locked.content
+    other = Client(REMOTE_ADDR="10.1.2.3").post(
+        reverse("account_login"), {"login": classmate.email, "password": PASSWORD}
+    )
+    assert other.status_code == 302

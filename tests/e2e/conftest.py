@@ -34,6 +34,9 @@ def live_lab(tmp_path_factory):
         SLMLAB_MODEL_STORE=os.environ["SLMLAB_MODEL_STORE"],
         HF_HUB_OFFLINE="1",
         PYTHONUNBUFFERED="1",
+        # Every CSV or JSON upload is checked by the CPU worker, as large ones are, so
+        # the browser follows that path too (JSONL is checked as its pieces arrive).
+        SLMLAB_UPLOAD_CHECK_IN_REQUEST_MB="0",
     )
     log_path = data_dir / "lab.log"
     log = log_path.open("w")
@@ -67,3 +70,8 @@ def live_lab(tmp_path_factory):
         if proc.poll() is None:
             proc.kill()
         log.close()
+    # No consumer or view died on the way (e.g. a Redis read timeout in a websocket).
+    crashes = [
+        line for line in log_path.read_text().splitlines() if "Exception inside application" in line
+    ]
+    assert not crashes, crashes

@@ -8,6 +8,7 @@ import zipfile
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser_fixtures import watch_csp
 from training.engine.data.samples import write_sample_dataset
 from training.engine.models.store import DEFAULT_MODEL_NAME as MODEL
 
@@ -34,6 +35,7 @@ def log_in(page, url, email, password):
 def test_the_journey_from_upload_to_chat_and_adapter(browser, live_lab, tmp_path):
     url = live_lab["url"]
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    violations = watch_csp(context)
     context.set_default_timeout(30_000)
     page = context.new_page()
     log_in(page, url, live_lab["email"], live_lab["password"])
@@ -138,11 +140,13 @@ def test_the_journey_from_upload_to_chat_and_adapter(browser, live_lab, tmp_path
     assert "open" not in refused["seen"]
     intruder.close()
     context.close()
+    assert violations == [], violations
 
 
 def test_cancel_stops_a_running_run_on_the_worker_and_keeps_its_metrics(browser, live_lab):
     url = live_lab["url"]
     context = browser.new_context()
+    violations = watch_csp(context)
     context.set_default_timeout(30_000)
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())
@@ -173,3 +177,4 @@ def test_cancel_stops_a_running_run_on_the_worker_and_keeps_its_metrics(browser,
     expect(page.locator("#result_list")).to_contain_text("CPU", timeout=30_000)
     expect(page.locator("#result_list img[alt=True]")).to_have_count(1)
     context.close()
+    assert violations == [], violations

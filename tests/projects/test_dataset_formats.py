@@ -22,6 +22,7 @@ from projects.jobs import check as check_job
 from projects.jobs.preview import render_preview
 from projects.models import BaseModel, Dataset, DatasetCheck
 from tests.factories import make_base_model, make_dataset, make_project, make_run
+from tests.uploads import send_in_pieces, start_url
 from training.engine.data.records import PROGRESS_EVERY, DatasetError
 
 pytestmark = pytest.mark.django_db
@@ -539,9 +540,10 @@ def test_without_htmx_a_refused_setting_shows_the_whole_page_with_its_error(owne
 def test_hostile_files_of_every_format_get_a_clear_error_and_leave_nothing(
     owner_client, project, filename, content, expected
 ):
-    response = upload(owner_client, project, content, filename)
+    # Sent as the page sends them: in pieces, checked as they arrive or once complete.
+    response = send_in_pieces(owner_client, start_url(project), content, filename)
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert expected in response.content.decode()
     assert not Dataset.objects.exists() and stored_files() == []
 

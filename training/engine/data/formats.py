@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,37 @@ def unit_of(fmt: str) -> str:
     return "item" if fmt == "json" else "line"
 
 
+def streamable(fmt: str, text_split: str = "line") -> bool:
+    """Whether a file can be checked piece by piece as it arrives: every sample is one
+    line (JSON Lines, or plain text with one sample per line), so any run of whole
+    lines reads the same alone as within the file."""
+    return fmt == "jsonl" or (fmt == "txt" and text_split == "line")
+
+
+def read_region(
+    path: Path | str, fmt: str, text_split: str, start: int, end: int, first_line: int = 1
+) -> Iterator[Raw]:
+    """Records of bytes ``[start, end)`` of a :func:`streamable` file, numbered from
+    ``first_line``: ``start`` begins a line and ``end`` ends one (or the file)."""
+    if not streamable(fmt, text_split):
+        raise ValueError(f"{fmt} ({text_split}) cannot be read in pieces")
+    with open(path, "rb") as fh:
+        skipped = 0
+        if start == 0:
+            problem = _check_start(fh)
+            if problem:
+                yield 0, None, problem
+                return
+            skipped = fh.tell()
+        else:
+            fh.seek(start)
+        lines = _lines(fh, first_line, end - start - skipped)
+        if fmt == "txt":
+            yield from _read_txt(lines, text_split)
+        else:
+            yield from _read_jsonl(lines)
+
+
 def read_raw(path: Path | str, fmt: str, text_split: str = "line") -> Iterator[Raw]:
     """Records of a file, streamed. Raises nothing for bad content: problems are yielded."""
     readers = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv}
@@ -74,9 +106,9 @@ def read_raw(path: Path | str, fmt: str, text_split: str = "line") -> Iterator[R
             yield 0, None, problem
             return
         if fmt == "txt":
-            yield from _read_txt(fh, text_split)
+            yield from _read_txt(_lines(fh), text_split)
         else:
-            yield from readers[fmt](fh)
+            yield from readers[fmt](_lines(fh) if fmt == "jsonl" else fh)
 
 
 def _check_start(fh: BinaryIO) -> Problem | None:
@@ -93,20 +125,27 @@ def _check_start(fh: BinaryIO) -> Problem | None:
     return None
 
 
-def _lines(fh: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
-    """Raw lines with their 1-based numbers; None for a line over the record limit.
+Lines = Iterator[tuple[int, bytes | None]]
+
+
+def _lines(fh: BinaryIO, first_line: int = 1, size: float = math.inf) -> Lines:
+    """Raw lines with their numbers (from ``first_line``), within the next ``size``
+    bytes; None for a line over the record limit.
 
     An over-long line is skipped in bounded chunks, never held whole.
     """
-    line_no = 0
-    while True:
-        raw = fh.readline(MAX_RECORD_BYTES + 1)
+    line_no = first_line - 1
+    left = size
+    while left > 0:
+        raw = fh.readline(int(min(left, MAX_RECORD_BYTES + 1)))
         if not raw:
             return
+        left -= len(raw)
         line_no += 1
         if len(raw) > MAX_RECORD_BYTES and not raw.endswith(b"\n"):
-            while raw and not raw.endswith(b"\n"):
-                raw = fh.readline(_READ_CHUNK)
+            while raw and not raw.endswith(b"\n") and left > 0:
+                raw = fh.readline(int(min(left, _READ_CHUNK)))
+                left -= len(raw)
             yield line_no, None
         else:
             yield line_no, raw
@@ -136,8 +175,8 @@ def _nul(text: str, line_no: int) -> Problem | None:
 # --- JSONL ---
 
 
-def _read_jsonl(fh: BinaryIO) -> Iterator[Raw]:
-    for line_no, raw in _lines(fh):
+def _read_jsonl(lines: Lines) -> Iterator[Raw]:
+    for line_no, raw in lines:
         if raw is None:
             yield line_no, None, too_long(line_no)
             continue
@@ -300,8 +339,8 @@ class _StopRead(Exception):
         self.problem = problem
 
 
-def _text_lines(fh: BinaryIO) -> Iterator[str]:
-    for line_no, raw in _lines(fh):
+def _text_lines(lines: Lines) -> Iterator[tuple[int, str]]:
+    for line_no, raw in lines:
         if raw is None:
             raise _StopRead(too_long(line_no))
         text, problem = _decode(raw, line_no)
@@ -310,13 +349,13 @@ def _text_lines(fh: BinaryIO) -> Iterator[str]:
         nul = _nul(text, line_no)
         if nul:
             raise _StopRead(nul)
-        yield text
+        yield line_no, text
 
 
 def _read_csv(fh: BinaryIO) -> Iterator[Raw]:
     """Rows as dicts keyed by the header; each checked against the header's width."""
     # strict: an unclosed quote is an error, not a field that runs to the end of the file
-    reader = csv.reader(_text_lines(fh), strict=True)
+    reader = csv.reader((text for _, text in _text_lines(_lines(fh))), strict=True)
     header: list[str] | None = None
     start = 1
     try:
@@ -361,13 +400,13 @@ def _check_header(header: list[str], line_no: int) -> Problem | None:
 # --- Plain text ---
 
 
-def _read_txt(fh: BinaryIO, text_split: str) -> Iterator[Raw]:
+def _read_txt(lines: Lines, text_split: str) -> Iterator[Raw]:
     """One sample per non-blank line, or per block of lines separated by blank lines."""
     block: list[str] = []
     block_start = 0
     block_size = 0
     try:
-        for line_no, text in enumerate(_text_lines(fh), start=1):
+        for line_no, text in _text_lines(lines):
             line = text.rstrip("\r\n")
             if text_split == "line":
                 if line.strip():

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.engine.data.formats import FORMATS, TEXT_SPLITS, Problem, read_raw, unit_of
+from training.engine.data.formats import (
+    FORMATS,
+    TEXT_SPLITS,
+    Problem,
+    Raw,
+    read_raw,
+    read_region,
+    unit_of,
+)
 from training.engine.data.prompts import (
     TEMPLATES,
     TemplateError,
@@ -126,9 +134,14 @@ def inspect_file(path: Path | str, fmt: str, text_split: str = "line") -> Inspec
     Rows that cannot be read are kept as ``problems`` (the full scan reports them
     all); a file with no readable row at all raises :class:`DatasetError`.
     """
+    return inspect_rows(read_raw(path, fmt, text_split), fmt)
+
+
+def inspect_rows(raws: Iterator[Raw], fmt: str) -> Inspection:
+    """:func:`inspect_file` of records already being read (a file, or a piece of one)."""
     rows: list[Any] = []
     problems: list[Problem] = []
-    for _, value, problem in read_raw(path, fmt, text_split):
+    for _, value, problem in raws:
         if problem is not None:
             problems.append(problem)
         else:
@@ -144,8 +157,12 @@ def inspect_file(path: Path | str, fmt: str, text_split: str = "line") -> Inspec
 
 def iter_records(path: Path | str, spec: DataSpec) -> Iterator[tuple[Record | None, list[Problem]]]:
     """Every row as a record, or the problems that stop it being one."""
+    return _records(read_raw(path, spec.format, spec.text_split), spec)
+
+
+def _records(raws: Iterator[Raw], spec: DataSpec) -> Iterator[tuple[Record | None, list[Problem]]]:
     unit = unit_of(spec.format)
-    for line, value, problem in read_raw(path, spec.format, spec.text_split):
+    for line, value, problem in raws:
         if problem is not None:
             yield None, [problem]
             continue
@@ -189,6 +206,43 @@ def scan_dataset(
     if not count:
         raise file_error(EMPTY_MESSAGES[spec.format])
     return count, records
+
+
+@dataclass
+class RegionScan:
+    """The rows of one piece of a file: how many are valid, the first kept, the problems."""
+
+    rows: int
+    records: list[Record]
+    problems: list[Problem]
+    total: int  # problems found, of which the first 20 are in ``problems``
+
+
+def scan_region(
+    path: Path | str, spec: DataSpec, start: int, end: int, first_line: int, keep: int = 0
+) -> RegionScan:
+    """Validate the rows in bytes ``[start, end)`` of a file whose rows are lines (see
+    :func:`formats.read_region`), numbered from ``first_line``; problems are returned,
+    not raised, so that an upload can be checked piece by piece as it arrives."""
+    spec.check()
+    raws = read_region(path, spec.format, spec.text_split, start, end, first_line)
+    scan = RegionScan(0, [], [], 0)
+    for record, row_problems in _records(raws, spec):
+        scan.total += len(row_problems)
+        if len(scan.problems) < MAX_REPORTED_PROBLEMS:
+            scan.problems.extend(row_problems[: MAX_REPORTED_PROBLEMS - len(scan.problems)])
+        if record is not None:
+            scan.rows += 1
+            if len(scan.records) < keep:
+                scan.records.append(record)
+    return scan
+
+
+def inspect_region(
+    path: Path | str, fmt: str, text_split: str, start: int, end: int, first_line: int
+) -> Inspection:
+    """:func:`inspect_file` of a piece of a file whose rows are lines."""
+    return inspect_rows(read_region(path, fmt, text_split, start, end, first_line), fmt)
 
 
 def read_dataset(path: Path | str, spec: DataSpec | None = None) -> list[Record]:
