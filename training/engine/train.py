@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import resource
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +19,7 @@ from typing import Any
 
 import torch
 
-from training.engine import checkpoint, speed, store
+from training.engine import checkpoint, speed, store, threads
 from training.engine.batches import (
     Batch,
     Example,
@@ -186,13 +185,8 @@ def split_for_run(config: RunConfig) -> tuple[list[Any], list[Any]]:
 
 
 def configure_threads() -> None:
-    """Use every core this process may run on, and no more.
-
-    Oversubscribing (e.g. torch's default on a cgroup-limited container) makes
-    CPU training markedly slower on small machines.
-    """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    torch.set_num_threads(max(1, cores or 1))
+    """Use every core this process may run on that others leave free (see threads)."""
+    threads.configure()
 
 
 def seed_everything(seed: int) -> None:
