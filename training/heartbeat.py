@@ -1,20 +1,34 @@
 """Worker liveness: each worker process beats every few seconds; runs of a dead worker
 are marked interrupted and resume elsewhere, so a crash never leaves a run "running"
-forever. A worker asked to stop (SIGTERM) checkpoints its run first (see runner)."""
+forever. A worker asked to stop (SIGTERM) checkpoints its run first (see training.jobs.train).
+
+The beat comes from a small process forked from each worker at boot, not from a
+thread of the worker: a busy training step (torch threads on every core, the GIL, a
+machine under load) starved the thread for longer than the stale window, and the
+surviving worker of a crash was itself taken for dead. The beat process does nothing
+but stamp ``last_seen`` and watch a pipe from its worker; the pipe reads end-of-file
+the moment the worker dies (kill -9 included), and the beats stop with it.
+"""
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import select
+import signal
 import socket
 import threading
+import time
 from datetime import timedelta
 
 import dramatiq
 import psutil
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
+
+from training.workers import SHUTTING_DOWN, worker_name
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +58,7 @@ def device_facts() -> dict:
 
 
 def beat(name: str) -> None:
+    """Register this process as worker ``name`` (or refresh it) with its device facts."""
     from training.models import Worker
 
     Worker.objects.update_or_create(
@@ -55,6 +70,77 @@ def beat(name: str) -> None:
             **device_facts(),
         },
     )
+
+
+def report_device(name: str) -> None:
+    """The device facts alone: ``last_seen`` is the beat process's to write."""
+    from training.models import Worker
+
+    Worker.objects.filter(name=name).update(**device_facts())
+
+
+class BeatProcess:
+    """A child process that stamps worker ``name``'s ``last_seen`` while the worker lives.
+
+    Forked, so it costs no interpreter start and shares the worker's memory; it must
+    not use the worker's database connections, so they are closed before the fork
+    (Django opens new ones on demand in both processes).
+    """
+
+    def __init__(self, pid: int, pipe: int) -> None:
+        self.pid = pid
+        self.pipe = pipe  # the write end; closing it (or dying) stops the child
+
+    @classmethod
+    def start(cls, name: str) -> BeatProcess:
+        connections.close_all()
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child
+            os.close(write_end)
+            code = 1
+            try:
+                _beat_while_open(name, read_end)
+                code = 0
+            finally:
+                os._exit(code)  # never back into the worker's code (atexit, Dramatiq)
+        os.close(read_end)
+        return cls(pid, write_end)
+
+    def alive(self) -> bool:
+        try:
+            pid, _ = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        return pid == 0
+
+    def stop(self, timeout: float = 10.0) -> None:
+        os.close(self.pipe)
+        deadline = time.monotonic() + timeout
+        while self.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.alive():
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+
+
+def _beat_while_open(name: str, pipe: int) -> None:
+    from training.models import Worker
+
+    # Its lifetime is its worker's (the pipe), whatever signal the group gets: a Ctrl-C
+    # or SIGTERM reaches the worker too, which keeps beating while it checkpoints.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    gc.freeze()  # leave the worker's objects alone: no copy-on-write of its whole heap
+    while True:
+        try:
+            close_old_connections()
+            Worker.objects.filter(name=name).update(last_seen=timezone.now())
+        except Exception:
+            logger.exception("heartbeat failed")
+        readable, _, _ = select.select([pipe], [], [], settings.WORKER_HEARTBEAT_S)
+        if readable and not os.read(pipe, 1):
+            return  # end of file: the worker is gone or stopping
 
 
 def _process_gone(worker) -> bool:
@@ -73,11 +159,12 @@ def _process_gone(worker) -> bool:
         return False
 
 
-def live_worker_names() -> list[str]:
+def gone_worker_names() -> list[str]:
+    """Workers on this host whose process is gone: dead, however fresh their last beat."""
     from training.models import Worker
 
-    cutoff = timezone.now() - timedelta(seconds=settings.WORKER_STALE_AFTER_S)
-    return [w.name for w in Worker.objects.filter(last_seen__gte=cutoff) if not _process_gone(w)]
+    here = Worker.objects.filter(hostname=socket.gethostname())
+    return [w.name for w in here if _process_gone(w)]
 
 
 def reap_stale_runs() -> list[int]:
@@ -85,54 +172,57 @@ def reap_stale_runs() -> list[int]:
 
     A worker is dead when its heartbeat is older than SLMLAB_WORKER_STALE_AFTER_S, or at
     once when it ran on this host and its process is gone (kill -9, out-of-memory
-    kill). An interrupted run resumes from its last complete checkpoint on the next
-    free worker; after SLMLAB_MAX_CRASH_RESUMES such resumes it fails instead of
-    crashing workers in a loop.
+    kill). The reaper never takes itself for dead (it is running this), and judges the
+    others' beats in the same query that picks the runs, so a worker that registered
+    and claimed a run meanwhile is seen alive. An interrupted run resumes from its last
+    complete checkpoint on the next free worker; after SLMLAB_MAX_CRASH_RESUMES such
+    resumes it fails instead of crashing workers in a loop.
     """
     from training import events, services
-    from training.engine.train import checkpoint
-    from training.models import Run, RunLog
+    from training.models import Run, Worker
 
-    alive = live_worker_names()
+    cutoff = timezone.now() - timedelta(seconds=settings.WORKER_STALE_AFTER_S)
+    alive = Worker.objects.filter(last_seen__gte=cutoff).exclude(name__in=gone_worker_names())
     reaped = []
     with transaction.atomic():
         stale = (
             Run.objects.select_for_update()
             .filter(status=Run.Status.RUNNING)
-            .exclude(worker__in=alive)
+            .exclude(worker__in=alive.values("name"))
+            .exclude(worker=worker_name())
         )
         for run in stale:
-            saved = checkpoint.latest(run.output_dir)
-            resume_at = f"checkpoint step {saved.step}" if saved else "the start (no checkpoint)"
-            lost = f"worker {run.worker} stopped responding at step {run.step}"
-            if run.crash_resumes >= settings.MAX_CRASH_RESUMES:
-                run.status = Run.Status.FAILED
-                run.error = (
-                    f"{lost}; its workers died {run.crash_resumes + 1} times, more than the "
-                    f"{settings.MAX_CRASH_RESUMES} crash resumes allowed"
-                )
-                run.finished = timezone.now()
-            else:
-                run.status = Run.Status.INTERRUPTED
-                run.crash_resumes += 1
-                run.error = f"{lost}; resumes from {resume_at}"
-            run.save(update_fields=["status", "error", "finished", "crash_resumes"])
-            RunLog.objects.create(run=run, line=f"interrupted: {run.error}")
+            run.lose_worker()
             events.publish_run(run.pk)
             services.release_slot(run.pk)
             reaped.append(run.pk)
     return reaped
 
 
+def _trains(worker) -> bool:
+    # A CPU-only worker (statistics) trains nothing: not a training worker.
+    whitelist = worker.consumer_whitelist
+    return not whitelist or settings.QUEUE_GPU in whitelist
+
+
 class WorkerHeartbeat(dramatiq.Middleware):
-    """Starts the heartbeat thread in every worker process."""
+    """In every training worker process: registers it at boot and forks its beat process,
+    then runs a thread that reports its device and reaps the runs of dead workers."""
+
+    beats: BeatProcess | None = None
+
+    def before_worker_boot(self, broker, worker) -> None:
+
+        if not _trains(worker):
+            return
+        # Before any consumer starts: a run's worker has a row from the moment it claims it.
+        beat(worker_name())
+        self.beats = BeatProcess.start(worker_name())
 
     def after_worker_boot(self, broker, worker) -> None:
-        from training.jobs.train import worker_name
 
-        if worker.consumer_whitelist and settings.QUEUE_GPU not in worker.consumer_whitelist:
-            return  # a CPU-only worker (statistics) trains nothing: not a training worker
-
+        if not _trains(worker):
+            return
         self.stop = threading.Event()
         self.thread = threading.Thread(
             target=self._loop, args=(worker_name(),), daemon=True, name="slmlab-heartbeat"
@@ -140,20 +230,20 @@ class WorkerHeartbeat(dramatiq.Middleware):
         self.thread.start()
 
     def before_worker_shutdown(self, broker, worker) -> None:
-        from training.jobs import train as runner
-
         # Dramatiq waits for the actor to return: training sees this, checkpoints and
         # hands the run back. The heartbeat goes on meanwhile, or the run would be
         # taken for a crash.
-        runner.SHUTTING_DOWN.set()
+        SHUTTING_DOWN.set()
 
     def after_worker_shutdown(self, broker, worker) -> None:
-        from training.jobs.train import worker_name
         from training.models import Worker
 
         if hasattr(self, "stop"):
             self.stop.set()
             self.thread.join(timeout=30)
+        if self.beats is not None:
+            self.beats.stop()
+            self.beats = None
         try:
             close_old_connections()
             Worker.objects.filter(name=worker_name()).delete()  # gone, not silent
@@ -161,13 +251,21 @@ class WorkerHeartbeat(dramatiq.Middleware):
             logger.exception("could not unregister the worker")
 
     def _loop(self, name: str) -> None:
+        warned = False
         while not self.stop.is_set():
             try:
                 close_old_connections()
-                beat(name)
+                if self.beats is not None and self.beats.alive():
+                    report_device(name)
+                else:
+                    if self.beats is not None and not warned:
+                        logger.error("the beat process died; beating from the worker thread")
+                        warned = True
+                    beat(name)  # a late beat from a busy worker beats none
                 reaped = reap_stale_runs()
                 if reaped:
                     logger.warning("marked runs %s interrupted (their worker went silent)", reaped)
             except Exception:
                 logger.exception("heartbeat failed")
             self.stop.wait(settings.WORKER_HEARTBEAT_S)
+        connections.close_all()  # this thread's: no session outlives the worker

@@ -194,6 +194,24 @@ class Run(Transitions, models.Model):
             error=error,
         )
 
+    def lose_worker(self) -> None:
+        """Its worker died (silent, or its process gone): the run is interrupted and
+        resumes from its newest checkpoint elsewhere, or fails past the crash limit."""
+        saved = checkpoint.latest(self.output_dir)
+        resume_at = f"checkpoint step {saved.step}" if saved else "the start (no checkpoint)"
+        lost = f"worker {self.worker} stopped responding at step {self.step}"
+        if self.crash_resumes >= settings.MAX_CRASH_RESUMES:
+            error = (
+                f"{lost}; its workers died {self.crash_resumes + 1} times, more than the "
+                f"{settings.MAX_CRASH_RESUMES} crash resumes allowed"
+            )
+            changes = {"status": self.Status.FAILED, "finished": timezone.now()}
+        else:
+            error = f"{lost}; resumes from {resume_at}"
+            changes = {"status": self.Status.INTERRUPTED, "crash_resumes": self.crash_resumes + 1}
+        if self._move([self.Status.RUNNING], where={"worker": self.worker}, error=error, **changes):
+            RunLog.objects.create(run=self, line=f"interrupted: {error}")
+
     def retry(self) -> "Run":
         """A new queued run with this run's settings; a final run itself never changes."""
         return Run.objects.create(

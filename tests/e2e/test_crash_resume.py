@@ -2,8 +2,10 @@
 
 Each test runs its own small lab: an embedded Redis (the one `./lab start` uses), a
 SQLite database in a temporary data directory, and two `manage.py rundramatiq`
-masters with one worker process each. Heartbeats are tuned to 1 s so a dead worker
-is noticed quickly; nothing else is faked.
+masters with one worker process each. Heartbeats are tuned to 1 s and a worker is
+stale after 5 s of silence, so a dead worker is noticed quickly; the beats come from
+a process beside each worker, which a busy training step cannot starve (a live
+worker is never taken for dead, on a loaded machine too). Nothing else is faked.
 """
 
 from __future__ import annotations
@@ -165,6 +167,15 @@ def worker_pid(name: str) -> int:
     return int(name.rsplit(":", 1)[1])
 
 
+def wait_until_registered(lab: MiniLab, workers: int) -> None:
+    """Both workers are up and beating before the run starts, so "the other worker" exists."""
+    lab.wait_for(
+        lambda: lab.query("SELECT count(*) FROM training_worker")[0][0] == workers,
+        240,
+        f"{workers} workers to register",
+    )
+
+
 def wait_until_trained_past_a_checkpoint(lab: MiniLab, run_id: int) -> dict:
     return lab.wait_for(
         lambda: (row := lab.run_row(run_id))["status"] == "running" and row["step"] >= 4 and row,
@@ -175,6 +186,7 @@ def wait_until_trained_past_a_checkpoint(lab: MiniLab, run_id: int) -> dict:
 
 def test_kill_9_mid_run_resumes_on_the_other_worker_without_duplicate_steps(lab):
     lab.start_worker(), lab.start_worker()
+    wait_until_registered(lab, 2)
     run_id = lab.create_run()
     row = wait_until_trained_past_a_checkpoint(lab, run_id)
     victim = worker_pid(row["worker"])

@@ -11,13 +11,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import make_project, make_run, make_user
-from training import services
+from training import services, workers
 from training.documents import run_document
 from training.engine.train import checkpoint
 from training.engine.train.outcome import Outcome
 from training.heartbeat import beat, reap_stale_runs
-from training.jobs import train as runner
-from training.jobs.train import RunReporter
+from training.jobs.train import RunReporter, engine_config
 from training.models import Run, Worker
 from training.scheduling import claim_next, queue_position
 
@@ -104,11 +103,11 @@ def test_the_reporter_tells_the_engine_why_to_stop():
     reporter = RunReporter(run)
     assert reporter.should_stop() is None
 
-    runner.SHUTTING_DOWN.set()
+    workers.SHUTTING_DOWN.set()
     try:
         assert reporter.should_stop() == Outcome.INTERRUPTED
     finally:
-        runner.SHUTTING_DOWN.clear()
+        workers.SHUTTING_DOWN.clear()
 
     Run.objects.filter(pk=run.pk).update(cancel_requested=True)
     reporter.last_cancel_check = 0
@@ -141,7 +140,7 @@ def test_new_runs_take_the_owners_time_limit():
         config=source.config,
     )
     assert run.time_limit_s == 7200
-    assert runner.engine_config(run).time_limit_s == 7200.0
+    assert engine_config(run).time_limit_s == 7200.0
     assert run.retry().time_limit_s == 7200
 
 

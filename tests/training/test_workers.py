@@ -116,3 +116,17 @@ def test_operators_cancel_and_requeue_from_the_admin(client):
     beat("host-b:2")
     page = client.get(reverse("admin:training_worker_changelist")).content.decode()
     assert "host-b:2" in page
+
+
+def test_the_reaper_never_takes_itself_for_dead(settings):
+    from training.workers import worker_name
+
+    beat(worker_name())
+    Worker.objects.filter(name=worker_name()).update(
+        last_seen=timezone.now() - timedelta(seconds=settings.WORKER_STALE_AFTER_S + 5)
+    )
+    run = make_run()
+    Run.objects.filter(pk=run.pk).update(status="running", worker=worker_name())
+    # Its own beat is late (say the reaper was starved for a while): it is still alive.
+    assert reap_stale_runs() == []
+    assert Run.objects.get(pk=run.pk).status == Run.Status.RUNNING

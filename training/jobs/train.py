@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import threading
 import time
 import traceback
 
@@ -19,17 +16,11 @@ from training.engine.train.outcome import Outcome
 from training.mlflow_log import MlflowLogger
 from training.models import Run, RunLog, RunMetric
 from training.scheduling import claim_next
+from training.workers import SHUTTING_DOWN, worker_name
 
 logger = logging.getLogger(__name__)
 PUSH_INTERVAL_S = 1.0
 CANCEL_POLL_S = 0.5
-# Set when Dramatiq stops this worker process (SIGTERM): the run checkpoints and goes
-# back to the waiting line instead of being lost (training.heartbeat sets it).
-SHUTTING_DOWN = threading.Event()
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def engine_config(run: Run) -> RunConfig:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -25,7 +24,7 @@ from training.engine.data.pipeline import examples_for_run, records_for_run
 from training.engine.data.tokenize import Example
 from training.engine.evaluate.loss import evaluation_loss
 from training.engine.models import store
-from training.engine.train import checkpoint, speed
+from training.engine.train import checkpoint, speed, threads
 from training.engine.train.batches import Batch, count_real, count_trained, make_batch, summed_loss
 from training.engine.train.checkpoint import Checkpoint
 from training.engine.train.lora import attach_lora
@@ -139,13 +138,8 @@ def train(
 
 
 def configure_threads() -> None:
-    """Use every core this process may run on, and no more.
-
-    Oversubscribing (e.g. torch's default on a cgroup-limited container) makes
-    CPU training markedly slower on small machines.
-    """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    torch.set_num_threads(max(1, cores or 1))
+    """Use every core this process may run on that others leave free (see .threads)."""
+    threads.configure()
 
 
 def seed_everything(seed: int) -> None:
