@@ -23,7 +23,7 @@ def run_document(run: Run) -> dict:
         "tokens_per_second": run.tokens_per_second,
         "train_tokens": run.train_tokens,
         "memory_mb": {"cpu_peak_rss": run.cpu_peak_rss_mb, "gpu_peak": run.gpu_peak_mb},
-        "worker": run.worker or None,
+        "worker": run.worker_device or None,
         "crash_resumes": run.crash_resumes,
         "time_limit_s": run.time_limit_s,
         "checkpoints": [c.step for c in run.checkpoints],

@@ -1,3 +1,4 @@
+import logging
 from pathlib import Path
 
 from django.conf import settings
@@ -10,6 +11,8 @@ from projects.models import BaseModel, Dataset, Project
 from slmlab.jobs import Job, Transitions
 from training.engine.train import checkpoint
 from training.engine.train.outcome import Outcome
+
+logger = logging.getLogger(__name__)
 
 
 class Run(Transitions, models.Model):
@@ -194,12 +197,37 @@ class Run(Transitions, models.Model):
             error=error,
         )
 
+    @property
+    def worker_device(self) -> str:
+        """What a student is told about the worker: its device, never its host or pid."""
+        if not self.worker:
+            return ""
+        device = Worker.objects.filter(name=self.worker).values_list("device", flat=True).first()
+        return device or "a worker"
+
+    def public_text(self, text: str) -> str:
+        """``text`` without server paths: the model, dataset and run folders by name.
+
+        Operators see the full text in the server log; students see this.
+        """
+        named = [
+            (str(self.output_dir), f"run {self.pk}"),
+            (self.base_model.path, self.base_model.name),
+            (self.dataset.file.path if self.dataset.file else "", self.dataset.name),
+            (str(settings.MODEL_STORE_DIR), "the model store"),
+            (str(settings.DATA_DIR), "the lab's data folder"),
+        ]
+        for path, name in named:
+            if path:
+                text = text.replace(path, name)
+        return text
+
     def lose_worker(self) -> None:
         """Its worker died (silent, or its process gone): the run is interrupted and
         resumes from its newest checkpoint elsewhere, or fails past the crash limit."""
         saved = checkpoint.latest(self.output_dir)
         resume_at = f"checkpoint step {saved.step}" if saved else "the start (no checkpoint)"
-        lost = f"worker {self.worker} stopped responding at step {self.step}"
+        lost = f"its worker stopped responding at step {self.step}"
         if self.crash_resumes >= settings.MAX_CRASH_RESUMES:
             error = (
                 f"{lost}; its workers died {self.crash_resumes + 1} times, more than the "
@@ -209,6 +237,7 @@ class Run(Transitions, models.Model):
         else:
             error = f"{lost}; resumes from {resume_at}"
             changes = {"status": self.Status.INTERRUPTED, "crash_resumes": self.crash_resumes + 1}
+        logger.warning("run %s: worker %s is gone (%s)", self.pk, self.worker, error)
         if self._move([self.Status.RUNNING], where={"worker": self.worker}, error=error, **changes):
             RunLog.objects.create(run=self, line=f"interrupted: {error}")
 

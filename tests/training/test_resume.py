@@ -52,7 +52,7 @@ def test_a_killed_worker_process_on_this_host_is_known_dead_at_once():
     run.refresh_from_db()
     assert (run.status, run.crash_resumes) == ("interrupted", 1)
     assert run.error.endswith("stopped responding at step 7; resumes from checkpoint step 5")
-    assert "interrupted: worker" in run.logs.last().line
+    assert "interrupted: its worker" in run.logs.last().line
 
 
 def test_a_live_worker_process_keeps_its_run():

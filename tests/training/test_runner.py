@@ -44,7 +44,7 @@ def test_a_failing_run_is_marked_failed_with_the_reason():
     train_next(run.pk)
     run.refresh_from_db()
     assert run.status == Run.Status.FAILED
-    assert "nonexistent" in run.error
+    assert "broken" in run.error and "/nonexistent" not in run.error  # no server path
     assert run.finished is not None
 
 
@@ -77,6 +77,13 @@ def test_it_trains_for_real_and_stores_every_step(
     lines = list(run.logs.values_list("line", flat=True))
     assert any("trainable params" in line for line in lines)
     assert lines[-1] == "run completed"
+    # What the student reads names no server path, host or process.
+    import socket
+
+    shown = "\n".join(lines) + run.worker_device
+    for secret in (str(bundled_model_dir), str(tmp_path), socket.gethostname(), run.worker):
+        assert secret not in shown
+    assert lines[0].startswith("claimed by a worker")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(run.output_dir / "tensorboard"))

@@ -34,7 +34,7 @@ def test_a_run_of_a_silent_worker_is_marked_interrupted(settings):
     orphan.refresh_from_db()
     assert orphan.status == Run.Status.INTERRUPTED
     assert orphan.crash_resumes == 1
-    assert "dead:2 stopped responding at step 0; resumes from the start" in orphan.error
+    assert "its worker stopped responding at step 0; resumes from the start" in orphan.error
     assert Run.objects.get(pk=healthy.pk).status == Run.Status.RUNNING
     assert Run.objects.get(pk=queued.pk).status == Run.Status.QUEUED
 

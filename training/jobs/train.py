@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 
 from django.utils import timezone
 
@@ -182,16 +181,17 @@ def train_claimed(run: Run) -> None:
     saved = checkpoint.latest(run.output_dir)
     run.rewind_to(saved.step if saved else 0)
     if saved is not None:
-        reporter.on_log(f"worker {run.worker} resumes from checkpoint step {saved.step}")
+        reporter.on_log(f"resumes from checkpoint step {saved.step} on {run.worker_device}")
     else:
-        reporter.on_log(f"claimed by worker {run.worker}")
+        reporter.on_log(f"claimed by a worker: {run.worker_device}")
     try:
         result = train(engine_config(run), reporter.hooks(), resume_from=saved)
     except Exception as exc:
         reporter.close(Run.Status.FAILED)
         logger.exception("run %s failed", run.pk)
-        RunLog.objects.create(run=run, line="".join(traceback.format_exception_only(exc)).strip())
-        run.finish(Run.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        reason = run.public_text(f"{type(exc).__name__}: {exc}")
+        RunLog.objects.create(run=run, line=reason)
+        run.finish(Run.Status.FAILED, error=reason)
         events.publish_run(run.pk)
         return
     outcome = result.status
@@ -218,7 +218,7 @@ def _ending(run: Run, outcome: Outcome, steps: int) -> tuple[str, str]:
     if outcome == Outcome.INTERRUPTED:
         where = f"checkpoint step {steps}" if steps else "the start"
         return (
-            f"worker {run.worker} stopped; resumes from {where}",
+            f"its worker was stopped; resumes from {where}",
             f"worker stopping: run resumes from {where}",
         )
     return "", f"run cancelled; stopped at step {steps}"
