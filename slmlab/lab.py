@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -116,6 +118,26 @@ def health_ok(url: str) -> bool:
         return response.status == 200
 
 
+def fetch_readiness(url: str) -> dict:
+    """/ready/'s report; it answers 503 (with the same JSON) while a part is down."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        return json.load(exc)
+
+
+def readiness_line(report: dict) -> str:
+    """One line: 'ready' and each part, or what is not ready yet."""
+    parts = [("database", report["database"]), ("redis", report["redis"])]
+    parts += [(f"queue {name}", part) for name, part in report["queues"].items()]
+    if report["status"] == "ready":
+        queues = ", ".join(f"{n} {p['workers']}" for n, p in report["queues"].items())
+        return f"lab: ready (database, Redis; live workers per queue: {queues})"
+    down = "; ".join(f"{name}: {part['detail']}" for name, part in parts if part["status"] != "ok")
+    return f"lab: not ready yet ({down})"
+
+
 def stop_all(procs: list[tuple[str, subprocess.Popen]]) -> None:
     # Children run in their own sessions, so Ctrl-C reaches only this supervisor,
     # which stops them in order: web, then the worker, Redis last. A worker busy
@@ -145,6 +167,16 @@ def start_worker(kind: str, processes: int, env: dict[str, str]) -> subprocess.P
     command = [PYTHON, str(ROOT / "manage.py"), "rundramatiq"]
     command += ["--processes", str(processes), "--threads", str(threads), "--queues", *queues]
     return subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
+
+
+READY_WAIT_S = 120
+
+
+def readiness_now(url: str) -> str | None:
+    try:
+        return readiness_line(fetch_readiness(url + "ready/"))
+    except Exception:
+        return None
 
 
 # A worker that keeps dying (say, a broken install) is not restarted forever.
@@ -206,7 +238,18 @@ def main(argv: list[str] | None = None) -> int:
         credentials = (data_dir / ".demo_login").read_text().strip()
         print(banner(url, credentials, mail_dir), flush=True)
         restarts: list[float] = []
+        # Workers come up after the web server: say when every queue has one, or after
+        # READY_WAIT_S what is still missing (and again once it is ready).
+        started_at, said, asked = time.monotonic(), None, 0.0
         while not stopping:
+            if said != "ready" and time.monotonic() - asked > 2:
+                asked = time.monotonic()
+                line = readiness_now(url)
+                ready = bool(line) and line.startswith("lab: ready")
+                waited = asked - started_at > READY_WAIT_S
+                if line and (ready or (said is None and waited)):
+                    print(line, flush=True)
+                    said = "ready" if ready else "waiting"
             for i, (name, proc) in enumerate(procs):
                 if proc.poll() is None or stopping:
                     continue

@@ -27,6 +27,9 @@ if not SECRET_KEY:
     SECRET_KEY = _key_file.read_text().strip()
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+# Names the lab is reached by inside a deployment (compose's health check and Prometheus
+# ask for localhost:8000 and web:8000), on top of the public ALLOWED_HOSTS.
+ALLOWED_HOSTS += env_list("SLMLAB_INTERNAL_HOSTS", [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -53,6 +56,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "slmlab.ops.RequestMetrics",  # first: times everything below it
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -214,6 +218,7 @@ _dramatiq_middleware = [
     "dramatiq.middleware.Retries",
     "django_dramatiq.middleware.DbConnectionsMiddleware",
     "training.heartbeat.WorkerHeartbeat",
+    "slmlab.presence.QueuePresence",
     "slmlab.worker_boot.ImportMLLibraries",
 ]
 if REDIS_URL:
@@ -246,6 +251,8 @@ QUEUE_INTERACTIVE = "interactive"
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Probes and scrapers inside the deployment speak plain HTTP to the web container.
+SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^ready/$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
@@ -285,6 +292,9 @@ LOGGING = {
 WORKER_HEARTBEAT_S = env_int("SLMLAB_WORKER_HEARTBEAT_S", 10, minimum=1)
 # A running run whose worker has not beaten for this long is marked interrupted.
 WORKER_STALE_AFTER_S = env_int("SLMLAB_WORKER_STALE_AFTER_S", 60, minimum=2)
+# Prometheus metrics at /metrics, for scrapers sending `Authorization: Bearer <token>`;
+# unset, /metrics is off (404).
+METRICS_TOKEN = env_str("SLMLAB_METRICS_TOKEN")
 # Every run also logs its settings and metrics to MLflow when this is set
 # (e.g. http://mlflow:5000); the experiment is SLMLAB_MLFLOW_EXPERIMENT.
 MLFLOW_TRACKING_URI = env_str("MLFLOW_TRACKING_URI", "")

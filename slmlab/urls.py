@@ -5,6 +5,7 @@ from django.shortcuts import redirect
 from django.urls import include, path
 
 from projects import views as project_views
+from slmlab import ops
 
 # The admin login goes through allauth's login view, so its rate limits apply.
 admin.site.login = secure_admin_login(admin.site.login)
@@ -27,6 +28,8 @@ def home(request: HttpRequest):
 urlpatterns = [
     path("", home, name="home"),
     path("health/", health, name="health"),
+    path("ready/", ops.ready, name="ready"),
+    path("metrics", ops.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
