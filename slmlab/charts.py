@@ -133,3 +133,30 @@ def histogram_chart(result: dict, frame: Frame = Frame()) -> dict:
         "max_len_x": round(frame.x(max_len, 0, span), 1),
         "max_len": max_len,
     }
+
+
+def overlay_chart(series: list[list[tuple[int, float]]], frame: Frame = Frame()) -> dict:
+    """Several (step, value) lines on one shared scale (runs compared); a line per series,
+    in the order given, empty ones included so that colours stay with their run."""
+    everything = [point for points in series for point in points]
+    if not everything:
+        return {**frame.box(), "lines": [], "ticks": [], "empty": True}
+    steps = [s for s, _ in everything]
+    values = [v for _, v in everything]
+    lo, hi = min(values), max(values)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    s0 = min(steps)
+    s1 = max(max(steps), s0 + 1)
+    lines = [
+        " ".join(f"{frame.x(s, s0, s1):.1f},{frame.y(v, lo, hi):.1f}" for s, v in thin(points))
+        for points in series
+    ]
+    return {
+        **frame.box(),
+        "lines": lines,
+        "ticks": [{"y": frame.y(v, lo, hi), "label": f"{v:.3g}"} for v in (hi, (hi + lo) / 2, lo)],
+        "empty": False,
+        "first_step": s0,
+        "last_step": max(steps),
+    }

@@ -41,5 +41,6 @@ urlpatterns = [
         name="model_download_status",
     ),
     path("projects/", include("projects.urls")),
+    path("", include("experiments.urls")),
     path("", include("training.urls")),
 ]

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from training.models import Run
 
+# The version of the document's shape (docs/schema/run.schema.json): raised when a field
+# changes meaning or goes away; new fields keep it.
+SCHEMA_VERSION = 1
+
 
 def run_document(run: Run) -> dict:
     """The JSON document of one run: settings, progress, results and the whole curve."""
     return {
+        "schema_version": SCHEMA_VERSION,
         "id": run.pk,
         "name": run.name,
         "project": run.project_id,
@@ -31,6 +36,7 @@ def run_document(run: Run) -> dict:
         "started": run.started.isoformat() if run.started else None,
         "first_metric": run.first_metric_at.isoformat() if run.first_metric_at else None,
         "finished": run.finished.isoformat() if run.finished else None,
+        "duration_s": run.duration_s,
         "metrics": [
             {
                 "step": m.step,

@@ -97,6 +97,13 @@ class Run(Transitions, models.Model):
         return self.status in self.FINAL
 
     @property
+    def duration_s(self) -> float | None:
+        """Seconds from its first start to its end (or to now while it goes on)."""
+        if self.started is None:
+            return None
+        return ((self.finished or timezone.now()) - self.started).total_seconds()
+
+    @property
     def is_active(self) -> bool:
         return self.status in (*self.WAITING, self.Status.RUNNING)
 

@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser_fixtures import watch_csp
+from tests.schemas import validate_run
 from training.engine.data.samples import write_sample_dataset
 from training.engine.models.store import DEFAULT_MODEL_NAME as MODEL
 
@@ -85,6 +86,7 @@ def test_the_journey_from_upload_to_chat_and_adapter(browser, live_lab, tmp_path
 
     # The database is the truth: the JSON the page's data comes from has every step once.
     result = page.request.get(url + run_path.rstrip("/") + ".json").json()
+    validate_run(result)  # the committed JSON Schema (docs/schema/run.schema.json)
     assert result["status"] == "completed"
     assert [m["step"] for m in result["metrics"]] == [1, 2, 3, 4, 5, 6]
     evaluated = [m["step"] for m in result["metrics"] if m["eval_loss"] is not None]

@@ -84,6 +84,11 @@ def test_it_trains_for_real_and_stores_every_step(
     for secret in (str(bundled_model_dir), str(tmp_path), socket.gethostname(), run.worker):
         assert secret not in shown
     assert lines[0].startswith("claimed by a worker")
+    # The run's document follows the committed JSON Schema.
+    from tests.schemas import validate_run
+    from training.documents import run_document
+
+    validate_run(run_document(run))
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(run.output_dir / "tensorboard"))
