@@ -31,8 +31,10 @@ class UserAdmin(BaseUserAdmin):
         "max_running_runs",
         "max_queued_runs",
         "storage_quota_mb",
+        "storage_used",
         "date_joined",
     ]
+    readonly_fields = ["storage_breakdown"]
     list_filter = ["is_staff", "is_superuser", "is_active"]
     search_fields = ["email", "display_name"]
     fieldsets = [
@@ -44,6 +46,7 @@ class UserAdmin(BaseUserAdmin):
                     "max_running_runs",
                     "max_queued_runs",
                     "storage_quota_mb",
+                    "storage_breakdown",
                     "run_time_limit_hours",
                 ]
             },
@@ -54,6 +57,19 @@ class UserAdmin(BaseUserAdmin):
         ),
         (_("Dates"), {"fields": ["last_login", "date_joined"]}),
     ]
+
+    @admin.display(description=_("storage used"))
+    def storage_used(self, user: User) -> str:
+        used = sum(user.storage_used().values())
+        return f"{used / 2**20:,.1f} MB ({100 * used / max(1, user.storage_quota_bytes):.0f}%)"
+
+    @admin.display(description=_("storage by kind"))
+    def storage_breakdown(self, user: User) -> str:
+        if user.pk is None:
+            return "-"
+        parts = user.storage_used()
+        return "; ".join(f"{label}: {size / 2**20:,.1f} MB" for label, size in parts.items())
+
     add_fieldsets = [
         (
             None,

@@ -68,8 +68,27 @@ class User(AbstractBaseUser, PermissionsMixin):
     def __str__(self) -> str:
         return self.email
 
+    def storage_used(self) -> dict[str, int]:
+        """Bytes this user's files take on the lab's disk, by kind: what the storage quota
+        covers. Each kind is (label, reverse relation, field holding an object's bytes)."""
+        return {
+            label: getattr(self, relation).aggregate(total=models.Sum(field))["total"] or 0
+            for label, relation, field in STORAGE_KINDS
+        }
+
+    @property
+    def storage_quota_bytes(self) -> int:
+        return self.storage_quota_mb * 2**20
+
     def get_short_name(self) -> str:
         return self.display_name or self.email.split("@")[0]
 
     def get_full_name(self) -> str:
         return self.display_name or self.email
+
+
+# What counts in a user's storage quota, kept by the apps that store files for users.
+STORAGE_KINDS = [
+    (_("datasets"), "datasets", "size_bytes"),
+    (_("runs (adapters, checkpoints, logs)"), "runs", "disk_bytes"),
+]

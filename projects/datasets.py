@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import models, transaction
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
@@ -122,23 +122,21 @@ def store_checked(
 
 
 def check_quota_for(owner: User, size: int, pending: int = 0) -> None:
-    """Refuse ``size`` more bytes beyond what the owner's datasets use (and ``pending``
-    bytes of uploads under way) when that passes their storage quota."""
-    used = owner.datasets.aggregate(total=models.Sum("size_bytes"))["total"] or 0
-    used += pending
-    quota = owner.storage_quota_mb * 2**20
-    if used + size > quota:
-        raise DatasetError(
-            [
-                Problem(
-                    None,
-                    None,
-                    f"your datasets use {used / 2**20:.1f} MB of your "
-                    f"{owner.storage_quota_mb} MB storage quota; this file needs "
-                    f"{size / 2**20:.1f} MB more (delete a dataset or ask an operator)",
-                )
-            ]
-        )
+    """Refuse ``size`` more bytes beyond what the owner's files use (datasets, runs and
+    everything else the quota covers, plus ``pending`` bytes of uploads under way) when
+    that passes their storage quota."""
+    used = sum(owner.storage_used().values()) + pending
+    if used + size > owner.storage_quota_bytes:
+        raise DatasetError([Problem(None, None, quota_message(owner, used, size, "this file"))])
+
+
+def quota_message(owner: User, used: int, size: int, what: str) -> str:
+    """The numbers of a refusal: what is used, the quota, and what ``what`` needs."""
+    return (
+        f"your files use {used / 2**20:.1f} MB of your {owner.storage_quota_mb} MB storage "
+        f"quota; {what} needs {size / 2**20:.1f} MB more (delete datasets, runs or "
+        "checkpoints you no longer need, or ask an operator)"
+    )
 
 
 def _apply(dataset: Dataset, spec: DataSpec) -> None:

@@ -32,6 +32,7 @@ urlpatterns = [
     path("metrics", ops.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("account/", include("accounts.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("models/", project_views.model_catalog, name="catalog"),
     path("models/download/", project_views.model_download, name="model_download"),

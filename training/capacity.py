@@ -97,3 +97,16 @@ def capacity_for(base_model: BaseModel, config: dict) -> Capacity | None:
     )
     ok, headroom = fits(estimate, device.memory_mb)
     return Capacity(estimate, device, ok, headroom)
+
+
+# Beside the adapter weights, a run folder holds a copy of the tokenizer, the
+# TensorBoard events and the run's YAML: a few MB for the models the lab serves.
+RUN_FOLDER_EXTRA_BYTES = 16 * 2**20
+
+
+def expected_disk_bytes(capacity: Capacity | None, config: dict) -> int:
+    """What a run's folder will hold at most: the fp32 adapter, and each kept checkpoint's
+    adapter with its two AdamW moments (three copies of the LoRA weights)."""
+    lora_bytes = 4 * (capacity.estimate.lora_params if capacity else 0)
+    kept = max(1, int(config.get("keep_checkpoints") or 1))
+    return lora_bytes * (1 + 3 * kept) + RUN_FOLDER_EXTRA_BYTES

@@ -2,7 +2,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from projects.models import BaseModel, Dataset, Project
-from training.capacity import Capacity, capacity_for
+from training.capacity import Capacity, capacity_for, expected_disk_bytes
 from training.engine.config import ConfigError, RunConfig
 from training.engine.data.samples import SAMPLE_RUN_DEFAULTS
 from training.models import Run
@@ -138,7 +138,27 @@ class RunForm(forms.Form):
                     "have": self.capacity.device.memory_mb,
                 },
             )
+        self._check_storage()
         return cleaned
+
+    def _check_storage(self) -> None:
+        need = expected_disk_bytes(self.capacity, self.config())
+        used = sum(self.owner.storage_used().values())
+        if used + need > self.owner.storage_quota_bytes:
+            self.add_error(
+                None,
+                _(
+                    "Your files use %(used).1f MB of your %(quota)d MB storage quota; this run "
+                    "needs up to %(need).1f MB for its adapter and checkpoints. Delete datasets, "
+                    "runs or checkpoints you no longer need, keep fewer checkpoints, or ask an "
+                    "operator for more room."
+                )
+                % {
+                    "used": used / 2**20,
+                    "quota": self.owner.storage_quota_mb,
+                    "need": need / 2**20,
+                },
+            )
 
     def config(self) -> dict:
         # Optional fields left empty take the engine's defaults.

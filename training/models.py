@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from projects.models import BaseModel, Dataset, Project
 from slmlab.jobs import Job, Transitions
+from training.engine.models.folders import folder_bytes
 from training.engine.train import checkpoint
 from training.engine.train.outcome import Outcome
 
@@ -66,6 +67,8 @@ class Run(Transitions, models.Model):
     cpu_peak_rss_mb = models.FloatField(null=True, blank=True)
     gpu_mem_mb = models.FloatField(null=True, blank=True)
     gpu_peak_mb = models.FloatField(null=True, blank=True)
+    # Bytes of its folder (adapter, checkpoints, TensorBoard), counted in the storage quota.
+    disk_bytes = models.BigIntegerField(default=0)
     # Validation loss of the model before training (the base model) and the latest one.
     base_eval_loss = models.FloatField(null=True, blank=True)
     eval_loss = models.FloatField(null=True, blank=True)
@@ -95,6 +98,12 @@ class Run(Transitions, models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in self.FINAL
+
+    def measure_disk(self) -> int:
+        """Count the run folder's bytes again (after checkpoints are written or deleted)."""
+        self.disk_bytes = folder_bytes(self.output_dir) if self.output_dir.exists() else 0
+        Run.objects.filter(pk=self.pk).update(disk_bytes=self.disk_bytes)
+        return self.disk_bytes
 
     @property
     def duration_s(self) -> float | None:

@@ -103,6 +103,8 @@ def checkpoint_delete(request: HttpRequest, run_id: int, step: int) -> HttpRespo
         messages.error(request, _("A checkpoint cannot be deleted while the run trains."))
     elif not checkpoint.delete(run.output_dir, step):
         raise Http404("No such checkpoint.")
+    else:
+        run.measure_disk()
     if request.htmx:
         return render(request, "training/run_detail.html#live", run_context(run))
     return redirect(run)

@@ -20,6 +20,8 @@ from training.workers import SHUTTING_DOWN, worker_name
 logger = logging.getLogger(__name__)
 PUSH_INTERVAL_S = 1.0
 CANCEL_POLL_S = 0.5
+# How often a training run's folder is counted again for the storage quota.
+MEASURE_DISK_S = 60.0
 
 
 def engine_config(run: Run) -> RunConfig:
@@ -44,6 +46,7 @@ class RunReporter:
         self.tensorboard = None
         self.last_push = 0.0
         self.last_cancel_check = 0.0
+        self.last_measure = time.monotonic()
         self.stop: Outcome | None = None
         self.mlflow = MlflowLogger(run, self.on_log)
 
@@ -66,6 +69,10 @@ class RunReporter:
         self.push()
 
     def on_metrics(self, m: StepMetrics) -> None:
+        now = time.monotonic()
+        if now - self.last_measure >= MEASURE_DISK_S:  # checkpoints written meanwhile
+            self.last_measure = now
+            self.run.measure_disk()
         RunMetric.objects.update_or_create(
             run=self.run,
             step=m.step,
@@ -146,6 +153,7 @@ class RunReporter:
         if self.tensorboard is not None:
             self.tensorboard.close()
         self.mlflow.end(status)
+        self.run.measure_disk()  # adapter and checkpoints count in the owner's quota
 
     def should_stop(self) -> Outcome | None:
         """Worker shutting down, cancel requested, or the run taken over by another worker."""
