@@ -70,10 +70,14 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def storage_used(self) -> dict[str, int]:
         """Bytes this user's files take on the lab's disk, by kind: what the storage quota
-        covers. Each kind is (label, reverse relation, field holding an object's bytes)."""
+        covers. Each kind is (label, reverse relation, field holding an object's bytes,
+        which of them still have their files)."""
         return {
-            label: getattr(self, relation).aggregate(total=models.Sum(field))["total"] or 0
-            for label, relation, field in STORAGE_KINDS
+            label: getattr(self, relation)
+            .filter(**where)
+            .aggregate(total=models.Sum(field))["total"]
+            or 0
+            for label, relation, field, where in STORAGE_KINDS
         }
 
     @property
@@ -89,6 +93,6 @@ class User(AbstractBaseUser, PermissionsMixin):
 
 # What counts in a user's storage quota, kept by the apps that store files for users.
 STORAGE_KINDS = [
-    (_("datasets"), "datasets", "size_bytes"),
-    (_("runs (adapters, checkpoints, logs)"), "runs", "disk_bytes"),
+    (_("datasets"), "datasets", "size_bytes", {"file_deleted_at": None}),
+    (_("runs (adapters, checkpoints, logs)"), "runs", "disk_bytes", {}),
 ]

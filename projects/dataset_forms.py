@@ -16,7 +16,7 @@ class DatasetDetailsForm(forms.ModelForm):
 
     class Meta:
         model = Dataset
-        fields = ["name", "description"]
+        fields = ["name", "description", "delete_after_training"]
         widgets = {"description": forms.Textarea(attrs={"rows": 2})}
 
 

@@ -18,6 +18,7 @@ from projects.dataset_forms import DatasetDetailsForm, ReplaceFileForm, SplitFor
 from projects.forms import DatasetSettingsForm, add_dataset_problems
 from projects.models import BaseModel, Dataset, DatasetCheck, DatasetStats
 from slmlab.htmx import redirect as htmx_redirect
+from training import retention
 from training.engine.config import DEFAULT_MAX_SEQ_LEN
 from training.engine.data.records import DatasetError
 from training.models import Run
@@ -106,7 +107,9 @@ def dataset_preview(request: HttpRequest, project_id: int, dataset_id: int) -> H
     dataset = get_dataset_for_user(request, project_id, dataset_id)
     form = DatasetSettingsForm(request.GET or None, dataset=dataset)
     context: dict = {"dataset": dataset}
-    if form.is_bound and not form.is_valid():
+    if dataset.file_deleted_at is not None:
+        context["preview_errors"] = [datasets.FILE_DELETED]
+    elif form.is_bound and not form.is_valid():
         context["preview_errors"] = [e for errors in form.errors.values() for e in errors]
     else:
         spec = form.spec() if form.is_bound else dataset.spec()
@@ -172,6 +175,9 @@ def dataset_stats(request: HttpRequest, project_id: int, dataset_id: int) -> Htt
 def dataset_stats_compute(request: HttpRequest, project_id: int, dataset_id: int) -> HttpResponse:
     dataset = get_dataset_for_user(request, project_id, dataset_id)
     form = StatsForm(request.POST)
+    if dataset.file_deleted_at is not None:
+        form.is_valid()
+        form.add_error(None, datasets.FILE_DELETED)
     if not form.is_valid():
         context = {"dataset": dataset, "project": dataset.project, "form": form, "stats": None}
         return render(request, "projects/dataset_stats.html", context)
@@ -211,6 +217,7 @@ def dataset_replace(request: HttpRequest, project_id: int, dataset_id: int) -> H
     form = ReplaceFileForm(request.POST, request.FILES)
     if form.is_valid():
         try:
+            datasets.require_file(dataset)  # its validation file is gone with it
             checked = datasets.receive_and_check(form.cleaned_data["file"])
             target = versions.replace_file(dataset, checked)
         except DatasetError as exc:
@@ -231,6 +238,9 @@ def dataset_details(request: HttpRequest, project_id: int, dataset_id: int) -> H
     if not form.is_valid():
         dataset.refresh_from_db()
         return _render_page(request, dataset, details_form=form)
-    dataset.save(update_fields=["name", "description"])
+    dataset.save(update_fields=["name", "description", "delete_after_training"])
+    if retention.release_dataset(dataset):
+        messages.success(request, _("Dataset details saved; its file was deleted after training."))
+        return htmx_redirect(request, dataset.get_absolute_url())
     messages.success(request, _("Dataset details saved."))
     return htmx_redirect(request, dataset.get_absolute_url())

@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
@@ -316,3 +317,29 @@ def delete_project(project: Project) -> None:
         project.runs.all().delete()
         project.delete()
         transaction.on_commit(remove_files)
+
+
+FILE_DELETED = (
+    "the file of this dataset was deleted after training (its owner asked for that); "
+    "upload it again as a new dataset to change or train on it"
+)
+
+
+def require_file(dataset: Dataset) -> None:
+    """DatasetError for a dataset whose file is gone: nothing can read or change it."""
+    if dataset.file_deleted_at is not None:
+        raise DatasetError([Problem(None, None, FILE_DELETED)])
+
+
+def drop_file(dataset: Dataset) -> bool:
+    """Delete the dataset's file and validation file, keeping its row, preview and
+    statistics; False when they are gone already. Other versions keep their own links."""
+    changed = Dataset.objects.filter(pk=dataset.pk, file_deleted_at=None).update(
+        file_deleted_at=timezone.now()
+    )
+    if not changed:
+        return False
+    paths = _files(dataset)
+    transaction.on_commit(lambda: [path.unlink(missing_ok=True) for path in paths])
+    dataset.refresh_from_db(fields=["file_deleted_at"])
+    return True

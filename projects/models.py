@@ -152,6 +152,17 @@ class Dataset(models.Model):
     validation_file = models.FileField(upload_to=validation_upload_path, max_length=300, blank=True)
     validation_row_count = models.PositiveIntegerField(default=0)
     created = models.DateTimeField(auto_now_add=True)
+    # Privacy: the uploaded file (and validation file) go once the last run using this
+    # version ends; its metadata, preview and statistics stay.
+    delete_after_training = models.BooleanField(
+        _("delete the file after training"),
+        default=False,
+        help_text=_(
+            "Remove the uploaded file once the last run that uses it ends; its name, "
+            "statistics and the runs' results stay."
+        ),
+    )
+    file_deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     # What a run trained on: frozen once any run uses the dataset.
     CONTENT_FIELDS = (

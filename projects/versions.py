@@ -41,6 +41,7 @@ def _editable(dataset: Dataset) -> tuple[Dataset, list[Path]]:
     Also returns the files a failed change must remove.
     """
     locked = Dataset.objects.select_for_update().get(pk=dataset.pk)
+    datasets.require_file(locked)
     if not locked.in_use:
         return locked, []
     latest = Dataset.objects.filter(lineage=locked.lineage).aggregate(v=Max("version"))["v"]
@@ -181,6 +182,7 @@ def replace_file(dataset: Dataset, checked: datasets.Checked) -> Dataset:
     The old statistics go with the old rows (the caller has new ones computed)."""
     with transaction.atomic():
         locked = Dataset.objects.select_for_update().get(pk=dataset.pk)
+        datasets.require_file(locked)  # its validation file went with it
         fresh = datasets.store_checked(locked.project, checked, locked.name)
         try:
             if locked.in_use:

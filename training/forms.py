@@ -89,7 +89,8 @@ class RunForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.owner = project.owner
         self.capacity: Capacity | None = None
-        self.fields["dataset"].queryset = project.datasets.all()
+        # A dataset whose file was deleted after training can be looked at, not trained on.
+        self.fields["dataset"].queryset = project.datasets.filter(file_deleted_at=None)
         if not self.is_bound:
             defaults = {**_config_defaults(), **SAMPLE_RUN_DEFAULTS}
             for name in CONFIG_FIELDS:

@@ -180,6 +180,7 @@ def reap_stale_runs() -> list[int]:
     """
     from training import events, services
     from training.models import Run, Worker
+    from training.retention import after_run_ended
 
     cutoff = timezone.now() - timedelta(seconds=settings.WORKER_STALE_AFTER_S)
     alive = Worker.objects.filter(last_seen__gte=cutoff).exclude(name__in=gone_worker_names())
@@ -193,6 +194,7 @@ def reap_stale_runs() -> list[int]:
         )
         for run in stale:
             run.lose_worker()
+            after_run_ended(run)  # failed past the crash limit: training is over
             events.publish_run(run.pk)
             services.release_slot(run.pk)
             reaped.append(run.pk)

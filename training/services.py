@@ -7,6 +7,7 @@ from projects.models import BaseModel, Dataset, Project
 from training import events
 from training.actors import chat_reply, train_next
 from training.models import ChatExchange, Run
+from training.retention import after_run_ended
 
 
 def start_run(
@@ -36,6 +37,7 @@ def cancel_run(run: Run) -> bool:
     changed = run.request_cancel()
     if changed:
         run.logs.create(line="cancel requested by the user")
+        after_run_ended(run)  # a queued run is cancelled at once
         events.publish_run(run.pk)
     return changed
 

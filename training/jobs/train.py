@@ -14,6 +14,7 @@ from training.engine.train.loop import StepMetrics, TrainHooks, train
 from training.engine.train.outcome import Outcome
 from training.mlflow_log import MlflowLogger
 from training.models import Run, RunLog, RunMetric
+from training.retention import after_run_ended
 from training.scheduling import claim_next
 from training.workers import SHUTTING_DOWN, worker_name
 
@@ -200,6 +201,7 @@ def train_claimed(run: Run) -> None:
         reason = run.public_text(f"{type(exc).__name__}: {exc}")
         RunLog.objects.create(run=run, line=reason)
         run.finish(Run.Status.FAILED, error=reason)
+        after_run_ended(run)
         events.publish_run(run.pk)
         return
     outcome = result.status
@@ -210,6 +212,8 @@ def train_claimed(run: Run) -> None:
     error, line = _ending(run, outcome, result.steps)
     run.end(outcome, error)
     RunLog.objects.create(run=run, line=line)
+    if after_run_ended(run):
+        RunLog.objects.create(run=run, line="dataset file deleted after training, as asked")
     reporter.push(force=True)
 
 
