@@ -74,8 +74,10 @@ def store_dataset(
     name: str,
     spec: DataSpec | None = None,
     columns: list[str] | None = None,
+    check_quota: bool = False,
 ) -> Dataset:
-    """Validate ``source`` and move it into the store as a new dataset of ``project``.
+    """Validate ``source`` and move it into the store as a new dataset of ``project``
+    (within the owner's storage quota when ``check_quota``).
 
     ``source`` is consumed: moved into the store on success, deleted on failure.
     """
@@ -86,7 +88,7 @@ def store_dataset(
         source.unlink(missing_ok=True)
         raise
     checked = Checked(source, spec, count, [preview_row(r) for r in preview], columns or [])
-    return store_checked(project, checked, name, check_quota=False)
+    return store_checked(project, checked, name, check_quota=check_quota)
 
 
 def store_checked(

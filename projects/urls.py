@@ -1,6 +1,6 @@
 from django.urls import path
 
-from projects import dataset_views, upload_views, views
+from projects import dataset_views, synthetic_views, upload_views, views
 
 app_name = "projects"
 urlpatterns = [
@@ -11,6 +11,11 @@ urlpatterns = [
     path("<int:project_id>/delete/", views.project_delete, name="delete"),
     path("<int:project_id>/datasets/upload/", views.dataset_upload, name="dataset_upload"),
     path("<int:project_id>/datasets/sample/", views.dataset_sample, name="dataset_sample"),
+    path(
+        "<int:project_id>/datasets/generate/",
+        synthetic_views.synthetic_dataset,
+        name="dataset_synthetic",
+    ),
     path("<int:project_id>/uploads/", upload_views.upload_start, name="upload_start"),
     path("<int:project_id>/uploads/<int:upload_id>/", upload_views.upload_piece, name="upload"),
     path(
