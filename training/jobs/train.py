@@ -8,9 +8,10 @@ import time
 from django.utils import timezone
 
 from training import events
+from training.capacity import capacity_for
 from training.engine.config import RunConfig
 from training.engine.train import checkpoint
-from training.engine.train.loop import StepMetrics, TrainHooks, train
+from training.engine.train.loop import OutOfMemory, StepMetrics, TrainHooks, train
 from training.engine.train.outcome import Outcome
 from training.mlflow_log import MlflowLogger
 from training.models import Run, RunLog, RunMetric
@@ -199,6 +200,8 @@ def train_claimed(run: Run) -> None:
         reporter.close(Run.Status.FAILED)
         logger.exception("run %s failed", run.pk)
         reason = run.public_text(f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, OutOfMemory):
+            reason += _estimate_note(run)
         RunLog.objects.create(run=run, line=reason)
         run.finish(Run.Status.FAILED, error=reason)
         after_run_ended(run)
@@ -215,6 +218,20 @@ def train_claimed(run: Run) -> None:
     if after_run_ended(run):
         RunLog.objects.create(run=run, line="dataset file deleted after training, as asked")
     reporter.push(force=True)
+
+
+def _estimate_note(run: Run) -> str:
+    """The memory estimate of the run's settings, beside a measured out-of-memory."""
+    try:
+        capacity = capacity_for(run.base_model, run.config)
+    except Exception:  # the estimate is a hint; the failure is the message
+        return ""
+    if capacity is None:
+        return ""
+    return (
+        f" (the estimate for these settings was {capacity.estimate.total_mb:.0f} MB; "
+        f"{capacity.device.name} has {capacity.device.memory_mb:.0f} MB)"
+    )
 
 
 def _ending(run: Run, outcome: Outcome, steps: int) -> tuple[str, str]:

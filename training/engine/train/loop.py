@@ -9,6 +9,7 @@ each optimizer step, evaluation and checkpoint is one of its methods.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import time
@@ -161,6 +162,33 @@ def iterate_batches(
         epoch += 1
 
 
+class OutOfMemory(RuntimeError):
+    """A step did not fit in memory even one example at a time; says what to change."""
+
+
+# What PyTorch's CPU allocator, CUDA and oneDNN (a CPU kernel that cannot get its
+# scratch memory) say when an allocation fails.
+OUT_OF_MEMORY_TEXTS = (
+    "can't allocate memory",
+    "not enough memory",
+    "out of memory",
+    "could not create a primitive",
+)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, MemoryError | torch.OutOfMemoryError):
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and any(t in text for t in OUT_OF_MEMORY_TEXTS)
+
+
+def split_examples(examples: list[Example], pieces: int) -> list[list[Example]]:
+    """``examples`` in ``pieces`` consecutive parts as even as can be (none empty)."""
+    size = math.ceil(len(examples) / pieces)
+    return [examples[i : i + size] for i in range(0, len(examples), size)]
+
+
 def plan_steps(config: RunConfig, n_examples: int) -> tuple[int, int]:
     """(optimizer steps per epoch, total optimizer steps)."""
     batches_per_epoch = math.ceil(n_examples / config.batch_size)
@@ -263,6 +291,8 @@ class Trainer:
         self.resumed = False
         # The position after the last finished step: where a stop mid-step goes back to.
         self.window_start = Position()
+        # Each micro-batch is cut into this many pieces (doubled at each out-of-memory).
+        self.split = 1
 
     # --- the run ---
 
@@ -281,13 +311,32 @@ class Trainer:
         return self.finish(stop or Outcome.COMPLETED)
 
     def train_step(self) -> Outcome | None:
-        """One optimizer step over an accumulation window; the stop answer if it was cut."""
+        """One optimizer step over an accumulation window; the stop answer if it was cut.
+
+        Out of memory, the window is trained again with every micro-batch cut in half
+        (twice the accumulation: the same effective batch, the same mean loss), down to
+        micro-batches of one example.
+        """
         self.window_start = self.position()
         window = self.next_window()
         self.micro_seen += len(window)
-        trained = sum(count_trained(b) for b in window)
+        while True:
+            try:
+                return self._train_window(window)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                self._back_off(exc)
+
+    def _train_window(self, window: list[list[Example]]) -> Outcome | None:
+        batches = [
+            make_batch(piece, self.config, self.pad_id)
+            for examples in window
+            for piece in split_examples(examples, self.split)
+        ]
+        trained = sum(count_trained(b) for b in batches)
         loss = 0.0
-        for batch in window:
+        for batch in batches:
             stop = self.poll_stop()
             if stop is not None:
                 # The half-done window is dropped: a resume trains it again from its start.
@@ -305,8 +354,35 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         self.loss, self.learning_rate = loss, learning_rate
-        self.report(sum(count_real(b) for b in window), grad_norm)
+        self.report(sum(count_real(b) for b in batches), grad_norm)
         return None
+
+    def _back_off(self, error: BaseException) -> None:
+        """Forget the failed window's gradients and halve the micro-batch, or give up."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.clock.tokens = self.window_start.tokens
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        micro = math.ceil(self.config.batch_size / self.split)
+        _, peak = memory_mb()
+        if micro <= 1:
+            gpu = (
+                f", {gpu_memory_mb()[1]:.0f} MB of GPU memory" if torch.cuda.is_available() else ""
+            )
+            raise OutOfMemory(
+                f"out of memory at step {self.step + 1} even with micro-batches of one "
+                f"example (peak {peak:.0f} MB of RAM{gpu}): lower the sequence length, "
+                "quantize to 4-bit, use a smaller model or a worker with more memory"
+            ) from error
+        self.split *= 2
+        smaller = math.ceil(self.config.batch_size / self.split)
+        self.hooks.log(
+            f"out of memory at step {self.step + 1} with micro-batches of {micro} "
+            f"(peak {peak:.0f} MB): training the step again as micro-batches of {smaller} "
+            f"and gradient accumulation {self.config.grad_accum * self.split} (the same "
+            "effective batch)"
+        )
 
     def _loss_step(self, batch: Batch, window_trained: int) -> float:
         """Forward and backward of one micro-batch; its share of the window's mean loss."""
@@ -334,15 +410,15 @@ class Trainer:
             self.save_checkpoint(self.position())
         return None
 
-    def next_window(self) -> list[Batch]:
-        """The micro-batches of one optimizer step, collated on the CPU.
+    def next_window(self) -> list[list[Example]]:
+        """The examples of each micro-batch of one optimizer step.
 
         An accumulation window never spans two epochs, so with ``epochs`` the last step
         of an epoch may hold fewer micro-batches (like the usual Trainer behaviour).
         """
         left_in_epoch = self.micro_per_epoch - (self.micro_seen % self.micro_per_epoch)
         size = min(self.config.grad_accum, left_in_epoch)
-        return [make_batch(next(self.batches)[1], self.config, self.pad_id) for _ in range(size)]
+        return [next(self.batches)[1] for _ in range(size)]
 
     def poll_stop(self) -> Outcome | None:
         return self.hooks.should_stop() if self.hooks.should_stop is not None else None
