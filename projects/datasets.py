@@ -121,11 +121,20 @@ def store_checked(
         source.unlink(missing_ok=True)
 
 
-def check_quota_for(owner: User, size: int, pending: int = 0) -> None:
-    """Refuse ``size`` more bytes beyond what the owner's datasets use (and ``pending``
-    bytes of uploads under way) when that passes their storage quota."""
+def storage_used(owner: User) -> int:
+    """Bytes the owner's datasets and finished exports (``exports.Export``, through its
+    reverse relation: this module does not import the app above it) take."""
     used = owner.datasets.aggregate(total=models.Sum("size_bytes"))["total"] or 0
-    used += pending
+    exports = getattr(owner, "exports", None)
+    if exports is not None:
+        used += exports.aggregate(total=models.Sum("size_bytes"))["total"] or 0
+    return used
+
+
+def check_quota_for(owner: User, size: int, pending: int = 0) -> None:
+    """Refuse ``size`` more bytes beyond what the owner's datasets and exports use (and
+    ``pending`` bytes of uploads under way) when that passes their storage quota."""
+    used = storage_used(owner) + pending
     quota = owner.storage_quota_mb * 2**20
     if used + size > quota:
         raise DatasetError(
@@ -133,9 +142,10 @@ def check_quota_for(owner: User, size: int, pending: int = 0) -> None:
                 Problem(
                     None,
                     None,
-                    f"your datasets use {used / 2**20:.1f} MB of your "
+                    f"your datasets and exports use {used / 2**20:.1f} MB of your "
                     f"{owner.storage_quota_mb} MB storage quota; this file needs "
-                    f"{size / 2**20:.1f} MB more (delete a dataset or ask an operator)",
+                    f"{size / 2**20:.1f} MB more (delete a dataset or an export, or ask an "
+                    "operator)",
                 )
             ]
         )
