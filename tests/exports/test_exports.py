@@ -15,6 +15,7 @@ from tests import websockets
 from tests.streams import content_of
 from training.engine.data.records import DatasetError
 from training.engine.export import llama
+from training.models import Run
 
 pytestmark = pytest.mark.django_db
 
@@ -86,14 +87,17 @@ def test_a_failed_verification_marks_the_export_failed_and_offers_nothing(
     assert owner_client.get(reverse("exports:gguf", args=[export.pk])).status_code == 404
 
 
-def test_a_crash_mid_export_leaves_nothing_downloadable(owner_client, finished_run):
+def test_a_crash_mid_export_leaves_nothing_downloadable(
+    owner_client, finished_run, django_capture_on_commit_callbacks
+):
     export = create_export(finished_run, "merged", dtype="bfloat16", enqueue=False)
     assert export.claim()
     export.temp_folder.mkdir(parents=True)
     (export.temp_folder / "model.safetensors").write_bytes(b"half a file")  # then: kill -9
     assert not export.downloadable
     assert owner_client.get(reverse("exports:download", args=[export.pk])).status_code == 404
-    owner_client.post(reverse("exports:delete", args=[export.pk]))
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(reverse("exports:delete", args=[export.pk]))
     assert not export.temp_folder.exists()
 
 
@@ -172,9 +176,10 @@ def test_the_export_list_websocket_follows_the_owner_only(finished_run, other_us
         connected, code, _ = websockets.connect(path, intruder)
         assert not connected and code == NOT_FOUND
 
+    export = create_export(finished_run, "adapter", enqueue=False)
+    export.claim()
+
     def progress():
-        export = create_export(finished_run, "adapter", enqueue=False)
-        export.claim()
         export.report(progress=0.5, stage="copying the adapter")
         from exports.events import publish
 
@@ -188,7 +193,15 @@ def test_manage_py_export_exports_and_verifies_in_the_terminal(finished_run):
     from django.core.management import call_command
 
     out = io.StringIO()
-    call_command("export", run=finished_run.pk, kind="merged", dtype="fp32", stdout=out)
+    call_command("export", run=finished_run.pk, kind="adapter", stdout=out)
     export = Export.objects.get()
-    assert export.status == Export.Status.DONE and export.kind == "merged"
+    assert export.status == Export.Status.DONE and export.kind == "adapter"
     assert '"passed": true' in out.getvalue() and "verified:" in out.getvalue()
+
+
+def test_manage_py_export_says_why_a_run_cannot_be_exported(finished_run):
+    from django.core.management import CommandError, call_command
+
+    Run.objects.filter(pk=finished_run.pk).update(status=Run.Status.RUNNING)
+    with pytest.raises(CommandError, match="Exports open when the run has completed"):
+        call_command("export", run=finished_run.pk, kind="gguf", quant="q4_k_m")
