@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.db import transaction
 from django.utils.translation import gettext as _
 
@@ -11,6 +13,7 @@ from exports.actors import push_export, run_export
 from exports.models import Export, HubPush, HubToken
 from projects.datasets import check_quota_for
 from training.engine.data.records import DatasetError
+from training.engine.export.support import GgufExportError, gguf_config
 from training.models import Run
 
 
@@ -38,6 +41,11 @@ def create_export(
         raise ExportRefused(_("Choose bf16, fp16 or fp32 for the merged model."))
     if kind == Export.Kind.GGUF and quant not in Export.Quant.values:
         raise ExportRefused(_("Choose a GGUF type."))
+    if kind == Export.Kind.GGUF:
+        try:
+            gguf_config(Path(run.base_model.path))
+        except GgufExportError as exc:
+            raise ExportRefused(str(exc)) from exc
     _check_room(run.owner)
     with transaction.atomic():
         export = Export.objects.create(

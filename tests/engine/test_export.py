@@ -77,7 +77,7 @@ def test_the_modelfile_names_the_gguf_the_template_and_the_end_of_turn_stop(toke
 @pytest.mark.parametrize(
     ("pre", "expected"),
     [
-        ({"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}, "gpt2"),
+        ({"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}, "gpt-2"),
         (
             {
                 "type": "Sequence",
@@ -144,7 +144,7 @@ def test_the_gguf_file_carries_vocabulary_merges_special_tokens_and_chat_templat
     meta = gguf_writer.read_metadata(path)
     assert meta["general.architecture"] == "llama"
     assert meta["tokenizer.ggml.model"] == "gpt2"
-    assert meta["tokenizer.ggml.pre"] == "gpt2"  # the store's tokenizer splits like GPT-2
+    assert meta["tokenizer.ggml.pre"] == "gpt-2"  # the store's tokenizer splits like GPT-2
     assert meta["tokenizer.ggml.tokens"] == 49152
     assert meta["tokenizer.ggml.merges"] > 40_000
     assert meta["tokenizer.ggml.eos_token_id"] == 2

@@ -205,3 +205,18 @@ def test_manage_py_export_says_why_a_run_cannot_be_exported(finished_run):
     Run.objects.filter(pk=finished_run.pk).update(status=Run.Status.RUNNING)
     with pytest.raises(CommandError, match="Exports open when the run has completed"):
         call_command("export", run=finished_run.pk, kind="gguf", quant="q4_k_m")
+
+
+def test_a_gguf_export_of_an_unsupported_architecture_is_refused_before_it_is_queued(
+    owner_client, finished_run, htmx_headers, tmp_path, broker
+):
+    (tmp_path / "config.json").write_text('{"architectures": ["Qwen2ForCausalLM"]}')
+    finished_run.base_model.path = str(tmp_path)
+    finished_run.base_model.save()
+    page = owner_client.post(
+        reverse("exports:create", args=[finished_run.pk]),
+        {"kind": "gguf", "quant": "q8_0"},
+        **htmx_headers,
+    )
+    assert "supports the Llama architecture" in page.content.decode()
+    assert not Export.objects.exists()

@@ -30,6 +30,8 @@ import gguf
 import numpy as np
 from safetensors import safe_open
 
+from training.engine.export.support import GgufExportError, gguf_config
+
 GgufType = Literal["f16", "q8_0", "q4_0"]
 FILE_TYPES = {
     "f16": gguf.LlamaFileType.MOSTLY_F16,
@@ -40,12 +42,7 @@ QUANT_TYPES = {
     "q8_0": gguf.GGMLQuantizationType.Q8_0,
     "q4_0": gguf.GGMLQuantizationType.Q4_0,
 }
-SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM",)
 Progress = Callable[[float, str], None]
-
-
-class GgufExportError(ValueError):
-    """The model cannot be written as GGUF; the message says why."""
 
 
 def _quiet(fraction: float, stage: str) -> None:
@@ -62,7 +59,7 @@ def _is_byte_level(step: dict) -> bool:
 def pre_tokenizer_type(tokenizer_json: dict) -> str:
     """llama.cpp's name for the pre-tokenizer in ``tokenizer.json`` (``tokenizer.ggml.pre``).
 
-    Recognized: GPT-2's byte-level split (``gpt2``), single digits split off first and
+    Recognized: GPT-2's byte-level split (``gpt-2``), single digits split off first and
     then GPT-2's split (``smollm``, as SmolLM's original tokenizer), and Llama 3's split
     regex (``llama-bpe``). Anything else raises: a wrong split would make llama.cpp
     tokenize differently from the model's training.
@@ -70,7 +67,7 @@ def pre_tokenizer_type(tokenizer_json: dict) -> str:
     pre = tokenizer_json.get("pre_tokenizer") or {}
     steps = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
     if len(steps) == 1 and _is_byte_level(steps[0]) and steps[0].get("use_regex", True):
-        return "gpt2"
+        return "gpt-2"
     if (
         len(steps) == 2
         and steps[0].get("type") == "Digits"
@@ -183,10 +180,6 @@ def _hyperparameters(writer: gguf.GGUFWriter, config: dict, name: str, gguf_type
     heads = config["num_attention_heads"]
     head_dim = config.get("head_dim") or config["hidden_size"] // heads
     rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
-    if rope.get("rope_type", rope.get("type", "default")) not in ("default", None):
-        raise GgufExportError(
-            f"GGUF export does not support RoPE scaling {rope.get('rope_type')!r} yet"
-        )
     theta = rope.get("rope_theta", config.get("rope_theta", 10000.0))
     writer.add_name(name)
     writer.add_context_length(config["max_position_embeddings"])
@@ -206,19 +199,6 @@ def _hyperparameters(writer: gguf.GGUFWriter, config: dict, name: str, gguf_type
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
 
 
-def check_exportable(model_dir: Path) -> dict:
-    config = _read_json(Path(model_dir) / "config.json")
-    architectures = config.get("architectures") or []
-    if not any(a in SUPPORTED_ARCHITECTURES for a in architectures):
-        raise GgufExportError(
-            f"GGUF export supports the Llama architecture (SmolLM2, TinyLlama); "
-            f"this model is {', '.join(architectures) or 'unknown'}"
-        )
-    if config.get("attention_bias") or config.get("mlp_bias"):
-        raise GgufExportError("GGUF export does not support Llama models with biases")
-    return config
-
-
 def write_gguf(
     model_dir: Path,
     out_path: Path,
@@ -230,7 +210,7 @@ def write_gguf(
     model_dir, out_path = Path(model_dir), Path(out_path)
     if gguf_type not in FILE_TYPES:
         raise GgufExportError(f"unknown GGUF type {gguf_type!r}: expected f16, q8_0 or q4_0")
-    config = check_exportable(model_dir)
+    config = gguf_config(model_dir)
     blocks = config["num_hidden_layers"]
     heads = config["num_attention_heads"]
     kv_heads = config.get("num_key_value_heads") or heads

@@ -55,6 +55,8 @@ class GgufModel:
             logits_all=True,
             n_threads=_threads(),
             n_gpu_layers=0,
+            # The default F16 KV cache: with an F32 cache this build answers nonsense
+            # from Q8_0 weights (measured: "L'Étoile, la Cité…" instead of "Paris").
             verbose=False,
         )
         self.eos = self.llm.token_eos()

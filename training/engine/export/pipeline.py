@@ -14,8 +14,9 @@ from typing import Any
 
 from training.engine.export import merge, verify
 from training.engine.export.chat_template import chat_pieces
-from training.engine.export.gguf_writer import check_exportable, write_gguf
+from training.engine.export.gguf_writer import write_gguf
 from training.engine.export.modelfile import modelfile
+from training.engine.export.support import gguf_config
 from training.engine.models.folders import check_safe_adapter_dir
 
 Progress = Callable[[float, str], None]
@@ -80,7 +81,7 @@ def export_gguf(
 
     if gguf_type not in GGUF_TYPES:
         raise ValueError(f"unknown GGUF type {gguf_type!r}: expected one of {GGUF_TYPES}")
-    check_exportable(base_dir)
+    gguf_config(base_dir)
     if not llama.available():
         raise llama.LlamaCppMissing(
             "llama.cpp (llama-cpp-python) is not installed on the worker, so a GGUF "
