@@ -192,3 +192,25 @@ def test_smollm2_gguf_answers_like_the_merged_model_and_stops_at_end_of_turn(
     text = (tmp_path / "out" / "Modelfile").read_text()
     assert text.startswith("FROM ./smol-q8_0.gguf")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["Modelfile", "smol-q8_0.gguf"]
+
+
+def test_a_difference_counts_only_at_a_near_tie_of_the_reference_and_only_when_allowed():
+    n = len(verify.PROMPTS)
+    reference = verify.Answers(
+        ids=[[5, 6, 7, 2]] * n,
+        texts=["ref"] * n,
+        runner_up=[[9, 8, 3, 1]] * n,
+        gaps=[[2.0, 0.05, 3.0, 4.0]] * n,
+    )
+    runner_up_at_tie = verify.Answers(ids=[[5, 8, 1, 1]] * n, texts=["got"] * n)
+    other_at_tie = verify.Answers(ids=[[5, 4, 1, 1]] * n, texts=["got"] * n)
+    clear_difference = verify.Answers(ids=[[9, 6, 7, 2]] * n, texts=["got"] * n)
+    rows = verify.compare_answers(reference, runner_up_at_tie, None, near_ties=True)
+    assert all(r["equal"] and r["near_tie_at"] == 1 for r in rows)
+    assert not any(r["equal"] for r in verify.compare_answers(reference, runner_up_at_tie, None))
+    assert not any(
+        r["equal"] for r in verify.compare_answers(reference, other_at_tie, 16, near_ties=True)
+    )
+    assert not any(
+        r["equal"] for r in verify.compare_answers(reference, clear_difference, 16, near_ties=True)
+    )

@@ -173,17 +173,21 @@ def compare_answers(
                 "agreeing_tokens": agree,
                 "required_tokens": wanted,
                 "near_tie_at": agree if tie else None,
-                "equal": (agree >= wanted or tie) and (tokens is not None or len(ref) == len(got)),
+                "equal": tie or (agree >= wanted and (tokens is not None or len(ref) == len(got))),
             }
         )
     return rows
 
 
-def verify_merged(reference: Answers, merged_dir: Path, template: str, custom: str) -> dict:
-    """Reload ``merged_dir`` and require its answers to equal ``reference``."""
+def verify_merged(
+    reference: Answers, merged_dir: Path, template: str, custom: str, near_ties: bool = False
+) -> dict:
+    """Reload ``merged_dir`` and require its answers to equal ``reference`` token for
+    token (``near_ties``: for bf16/fp16 weights, up to a near-tie of the reference, as
+    for quantized files: measured, bf16 rounding took "," for "." at a 0.057 gap)."""
     model, tokenizer = load_merged(merged_dir)
     answers = greedy_answers(model, tokenizer, template, custom)
-    rows = compare_answers(reference, answers, None)
+    rows = compare_answers(reference, answers, None, near_ties=near_ties)
     result = {"kind": "merged", "prompts": rows, "passed": all(r["equal"] for r in rows)}
     if not result["passed"]:
         bad = next(r for r in rows if not r["equal"])
