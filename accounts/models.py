@@ -95,4 +95,5 @@ class User(AbstractBaseUser, PermissionsMixin):
 STORAGE_KINDS = [
     (_("datasets"), "datasets", "size_bytes", {"file_deleted_at": None}),
     (_("runs (adapters, checkpoints, logs)"), "runs", "disk_bytes", {}),
+    (_("exports"), "exports", "size_bytes", {}),
 ]

@@ -1,11 +1,13 @@
 from django.urls import path, re_path
 
+from exports.consumers import ExportsConsumer
 from projects.consumers import DatasetConsumer, UploadConsumer
 from slmlab.consumers import UnknownPathConsumer
 from training.consumers import RunConsumer
 
 websocket_urlpatterns = [
     path("ws/runs/<int:run_id>/", RunConsumer.as_asgi()),
+    path("ws/runs/<int:run_id>/exports/", ExportsConsumer.as_asgi()),
     path("ws/datasets/<int:dataset_id>/", DatasetConsumer.as_asgi()),
     path("ws/uploads/<int:upload_id>/", UploadConsumer.as_asgi()),
     # Last: any other path is refused like a missing object, not with a routing error.

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "projects",
     "training",
     "experiments",
+    "exports",
 ]
 
 MIDDLEWARE = [
@@ -288,6 +289,14 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Exports and the Hugging Face Hub ---
+# Users' Hub tokens are encrypted at rest with this Fernet key (32 url-safe base64
+# bytes; make one with `python -c "from cryptography.fernet import Fernet;
+# print(Fernet.generate_key().decode())"`). Without it the key is derived from
+# SECRET_KEY (fine for the embedded lab; changing SECRET_KEY then makes stored tokens
+# unreadable, and users enter them again).
+SECRET_ENCRYPTION_KEY = env_str("SLMLAB_SECRET_ENCRYPTION_KEY", "")
 
 # --- Worker liveness ---
 WORKER_HEARTBEAT_S = env_int("SLMLAB_WORKER_HEARTBEAT_S", 10, minimum=1)

@@ -44,4 +44,5 @@ urlpatterns = [
     path("projects/", include("projects.urls")),
     path("", include("experiments.urls")),
     path("", include("training.urls")),
+    path("", include("exports.urls")),
 ]

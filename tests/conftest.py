@@ -42,6 +42,8 @@ def fake_hub(monkeypatch, tmp_path):
 
     with FakeHub() as hub:
         monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+        # Uploads take the LFS protocol the fake Hub speaks, not Xet.
+        monkeypatch.setattr(hub_constants, "HF_HUB_DISABLE_XET", True)
         monkeypatch.setattr(hub_constants, "ENDPOINT", hub.url)
         # Derived from HF_ENDPOINT at import time; file URLs are built from it.
         monkeypatch.setattr(

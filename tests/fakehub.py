@@ -11,6 +11,21 @@ requests, headers and error codes as a download from huggingface.co:
 
 Errors carry the ``X-Error-Code`` header the client turns into ``RepositoryNotFoundError``,
 ``GatedRepoError``, ``RevisionNotFoundError`` and ``RemoteEntryNotFoundError``.
+
+And the endpoints an upload calls (``HfApi.create_repo`` then ``create_commit``), with the
+legacy LFS protocol (the client is told not to use Xet, which this server does not speak):
+
+- ``POST /api/repos/create`` (401 for an unknown token, 403 outside the token's
+  namespaces, 409 when the repository exists);
+- ``POST /api/validate-yaml`` (the model card's metadata);
+- ``POST /api/models/<repo>/preupload/<rev>``: which files go through LFS;
+- ``POST /<repo>.git/info/lfs/objects/batch`` and the ``PUT`` to the upload URL it gives
+  (the sha256 of the body must match the object id);
+- ``POST /api/models/<repo>/commit/<rev>``: the NDJSON commit (header, ``file`` lines
+  in base64, ``lfsFile`` lines naming uploaded objects).
+
+``cut_commit()`` drops the connection after reading the next commit, before answering:
+the network failed mid-upload.
 """
 
 from __future__ import annotations
@@ -26,6 +41,12 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 LFS_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".onnx"}
+CREATE_REPO = "/api/repos/create"
+VALIDATE_YAML = "/api/validate-yaml"
+PREUPLOAD = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/preupload/(?P<rev>[^/]+)$")
+COMMIT = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/commit/(?P<rev>[^/]+)$")
+LFS_BATCH = re.compile(r"^/(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch$")
+LFS_UPLOAD = re.compile(r"^/lfs-upload/(?P<repo>[^/]+/[^/]+)/(?P<oid>[0-9a-f]{64})$")
 MODEL_INFO = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?$")
 RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
 
@@ -74,6 +95,13 @@ class FakeHub:
     def __init__(self) -> None:
         self.repos: dict[str, FakeRepo] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path without the query)
+        # Upload side: token -> namespaces it may write; repos created (private or not);
+        # LFS objects received by sha256; the commits, as (repo, header, paths).
+        self.tokens: dict[str, set[str]] = {}
+        self.private: dict[str, bool] = {}
+        self.lfs_objects: dict[str, bytes] = {}
+        self.commits: list[tuple[str, dict, list[str]]] = []
+        self.cut_next_commit = False
         self.failures: dict[str, str] = {}
         self.hooks: dict[str, Callable[[], None]] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -108,6 +136,13 @@ class FakeHub:
         self.repos[repo_id] = repo
         return repo
 
+    def add_token(self, token: str, *namespaces: str) -> None:
+        """Accept ``token`` for writing repositories under ``namespaces``."""
+        self.tokens[token] = set(namespaces)
+
+    def cut_commit(self) -> None:
+        self.cut_next_commit = True
+
     def fail(self, name: str, mode: str) -> None:
         assert mode in ("500", "cut"), mode
         self.failures[name] = mode
@@ -141,6 +176,145 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_HEAD(self) -> None:
         self._answer(send_body=False)
+
+    def do_POST(self) -> None:
+        self._receive()
+
+    def do_PUT(self) -> None:
+        self._receive()
+
+    # -- upload side --------------------------------------------------------------
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                size = int(self.rfile.readline().strip().split(b";")[0], 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _json(self, status: int, payload: object) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _writer(self, repo_id: str) -> bool:
+        """True when the request's token may write ``repo_id``; else answers 401/403."""
+        auth = self.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ").strip()
+        if token not in self.hub.tokens:
+            self._error(401, "", "Invalid credentials in Authorization header", True)
+            return False
+        if repo_id.split("/")[0] not in self.hub.tokens[token]:
+            self._error(
+                403, "", "You don't have the rights to create a model under this namespace", True
+            )
+            return False
+        return True
+
+    def _receive(self) -> None:
+        path = urlsplit(self.path).path
+        self.hub.requests.append((self.command, path))
+        body = self._body()
+        if self.command == "POST" and path == CREATE_REPO:
+            self._create_repo(json.loads(body))
+        elif self.command == "POST" and path == VALIDATE_YAML:
+            self._json(200, {"errors": [], "warnings": []})
+        elif self.command == "POST" and (m := PREUPLOAD.match(path)):
+            self._preupload(unquote(m["repo"]), json.loads(body))
+        elif self.command == "POST" and (m := LFS_BATCH.match(path)):
+            self._lfs_batch(unquote(m["repo"]), json.loads(body))
+        elif self.command == "PUT" and (m := LFS_UPLOAD.match(path)):
+            if hashlib.sha256(body).hexdigest() != m["oid"]:
+                self._error(400, "", "sha256 mismatch", True)
+                return
+            self.hub.lfs_objects[m["oid"]] = body
+            self._json(200, {})
+        elif self.command == "POST" and (m := COMMIT.match(path)):
+            self._commit(unquote(m["repo"]), body)
+        else:
+            self._error(404, "", "Not Found", True)
+
+    def _create_repo(self, payload: dict) -> None:
+        repo_id = f"{payload.get('organization') or 'me'}/{payload['name']}"
+        if not self._writer(repo_id):
+            return
+        if repo_id in self.hub.repos:
+            self._error(409, "", "You already created this model repo", True)
+            return
+        self.hub.repos[repo_id] = FakeRepo(repo_id, {})
+        self.hub.private[repo_id] = payload.get("visibility") == "private"
+        self._json(200, {"url": f"{self.hub.url}/{repo_id}", "name": repo_id})
+
+    def _preupload(self, repo_id: str, payload: dict) -> None:
+        if not self._writer(repo_id) or self._repo_at(repo_id, "main", True) is None:
+            return
+        files = [
+            {
+                "path": f["path"],
+                "uploadMode": "lfs"
+                if Path(f["path"]).suffix.lower() in LFS_SUFFIXES
+                else "regular",
+                "shouldIgnore": False,
+                "oid": None,
+            }
+            for f in payload["files"]
+        ]
+        self._json(200, {"files": files})
+
+    def _lfs_batch(self, repo_id: str, payload: dict) -> None:
+        if not self._writer(repo_id):
+            return
+        objects = [
+            {
+                "oid": o["oid"],
+                "size": o["size"],
+                "authenticated": True,
+                "actions": {"upload": {"href": f"{self.hub.url}/lfs-upload/{repo_id}/{o['oid']}"}},
+            }
+            for o in payload["objects"]
+        ]
+        self._json(200, {"transfer": "basic", "objects": objects})
+
+    def _commit(self, repo_id: str, body: bytes) -> None:
+        if self.hub.cut_next_commit:
+            self.hub.cut_next_commit = False
+            self.close_connection = True
+            return  # no answer: the client sees the connection drop
+        if not self._writer(repo_id) or (repo := self._repo_at(repo_id, "main", True)) is None:
+            return
+        import base64
+
+        lines = [json.loads(line) for line in body.splitlines() if line.strip()]
+        header = next(line["value"] for line in lines if line["key"] == "header")
+        files = dict(repo.files)
+        for line in lines:
+            value = line["value"]
+            if line["key"] == "file":
+                files[value["path"]] = base64.b64decode(value["content"])
+            elif line["key"] == "lfsFile":
+                if value["oid"] not in self.hub.lfs_objects:
+                    self._error(400, "", f"LFS object {value['oid']} was not uploaded", True)
+                    return
+                files[value["path"]] = self.hub.lfs_objects[value["oid"]]
+        updated = FakeRepo(repo_id, files)
+        self.hub.repos[repo_id] = updated
+        self.hub.commits.append((repo_id, header, sorted(files)))
+        self._json(
+            200,
+            {
+                "commitUrl": f"{self.hub.url}/{repo_id}/commit/{updated.commit}",
+                "commitOid": updated.commit,
+                "pullRequestUrl": None,
+            },
+        )
 
     def _answer(self, send_body: bool) -> None:
         path = urlsplit(self.path).path

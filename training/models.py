@@ -101,7 +101,10 @@ class Run(Transitions, models.Model):
 
     def measure_disk(self) -> int:
         """Count the run folder's bytes again (after checkpoints are written or deleted)."""
-        self.disk_bytes = folder_bytes(self.output_dir) if self.output_dir.exists() else 0
+        # Exports (in exports/) are counted as exports, by their own rows.
+        exports = self.output_dir / "exports"
+        total = folder_bytes(self.output_dir) if self.output_dir.exists() else 0
+        self.disk_bytes = total - (folder_bytes(exports) if exports.exists() else 0)
         Run.objects.filter(pk=self.pk).update(disk_bytes=self.disk_bytes)
         return self.disk_bytes
 

@@ -29,7 +29,7 @@ def test_a_run_folder_is_measured_and_counts_beside_datasets(user, project):
     write_run_files(run, 3 * MB)
     assert run.measure_disk() == 3 * MB + 100
     used = user.storage_used()
-    assert list(used.values()) == [dataset.size_bytes, 3 * MB + 100]
+    assert list(used.values()) == [dataset.size_bytes, 3 * MB + 100, 0]  # no exports
     run.refresh_from_db()
     assert run.disk_bytes == 3 * MB + 100
 

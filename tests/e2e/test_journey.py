@@ -121,6 +121,16 @@ def test_the_journey_from_upload_to_chat_and_adapter(browser, live_lab, tmp_path
     tensorboard = page.request.get(url + run_path + "tensorboard.zip")
     assert tensorboard.status == 200 and tensorboard.body()[:2] == b"PK"
 
+    # An export from the run page: a job on the CPU worker whose end reaches the page
+    # over the export list's websocket; then it downloads.
+    page.get_by_test_id("export-kind").select_option("adapter")
+    page.get_by_test_id("create-export").click()
+    done = page.locator("[data-testid=export][data-status=done]")
+    expect(done).to_be_visible(timeout=120_000)
+    export_url = done.get_by_test_id("download-export").get_attribute("href")
+    exported = page.request.get(url + export_url)
+    assert exported.status == 200 and exported.body()[:2] == b"PK"
+
     # Owner's own websocket: accepted, and the first message is the full state.
     probe = page.evaluate(WS_PROBE, "/ws" + run_path)
     assert probe["seen"][0] == "open"
@@ -138,6 +148,7 @@ def test_the_journey_from_upload_to_chat_and_adapter(browser, live_lab, tmp_path
     assert other.request.get(url + run_path).status == 404
     assert other.request.get(url + run_path + "adapter.zip").status == 404
     assert other.request.get(url + run_path + "tensorboard.zip").status == 404
+    assert other.request.get(url + export_url).status == 404
     refused = other.evaluate(WS_PROBE, "/ws" + run_path)
     assert "open" not in refused["seen"]
     intruder.close()

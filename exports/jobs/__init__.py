@@ -1,0 +1,1 @@
+"""Worker code of the exports app."""

@@ -1,0 +1,216 @@
+"""Exports in the engine: merged weights, GGUF files, chat templates and Modelfiles.
+
+Tiny real Llama models with the bundled tokenizer keep these fast; the bundled
+SmolLM2 is used where only the real thing proves it (slow tests).
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.exports.helpers import write_adapter, write_tiny_llama
+from training.engine.export import gguf_writer, llama, merge, pipeline, verify
+from training.engine.export.chat_template import chat_pieces, text_prompt_template
+from training.engine.export.modelfile import modelfile
+from training.engine.models.store import load_tokenizer
+
+needs_llama = pytest.mark.skipif(not llama.available(), reason="llama-cpp-python not installed")
+
+
+@pytest.fixture(scope="module")
+def tiny(bundled_model_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    base = write_tiny_llama(folder / "base", bundled_model_dir)
+    adapter = write_adapter(base, folder / "adapter", scale=0.5)
+    return base, adapter
+
+
+@pytest.fixture(scope="module")
+def tokenizer(bundled_model_dir):
+    return load_tokenizer(bundled_model_dir)
+
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "Hi"}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+    [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "How are you?"},
+    ],
+]
+
+
+@pytest.mark.parametrize("messages", CONVERSATIONS)
+def test_chat_pieces_render_conversations_exactly_like_the_chat_template(tokenizer, messages):
+    pieces = chat_pieces(tokenizer, tokenizer.chat_template)
+    expected = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert pieces.render(messages) == expected
+
+
+def test_an_alpaca_run_exports_a_chat_template_that_prompts_as_training_did(tokenizer):
+    from training.engine.data.prompts import inference_prompt
+
+    template = text_prompt_template("alpaca")
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Name a colour."}],
+        chat_template=template,
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+    assert rendered == inference_prompt("Name a colour.", "", "alpaca")
+    pieces = chat_pieces(tokenizer, template, single_turn=True)
+    assert pieces.render([{"role": "user", "content": "Name a colour."}]) == rendered
+
+
+def test_the_modelfile_names_the_gguf_the_template_and_the_end_of_turn_stop(tokenizer):
+    pieces = chat_pieces(tokenizer, tokenizer.chat_template)
+    text = modelfile("model.gguf", pieces, [tokenizer.eos_token])
+    assert text.startswith("FROM ./model.gguf\n")
+    assert 'PARAMETER stop "<|im_end|>"' in text
+    assert "<|im_start|>user\n{{ $m.Content }}<|im_end|>\n" in text
+    assert "{{- else }}<|im_start|>system\nYou are a helpful AI assistant named SmolLM" in text
+    assert text.count('"""') == 2
+
+
+@pytest.mark.parametrize(
+    ("pre", "expected"),
+    [
+        ({"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}, "gpt-2"),
+        (
+            {
+                "type": "Sequence",
+                "pretokenizers": [
+                    {"type": "Digits", "individual_digits": True},
+                    {"type": "ByteLevel", "use_regex": True},
+                ],
+            },
+            "smollm",
+        ),
+    ],
+)
+def test_the_pre_tokenizer_is_named_as_llama_cpp_knows_it(pre, expected):
+    assert gguf_writer.pre_tokenizer_type({"pre_tokenizer": pre}) == expected
+
+
+def test_an_unknown_pre_tokenizer_is_refused_rather_than_guessed():
+    with pytest.raises(gguf_writer.GgufExportError, match="pre-tokenizer"):
+        gguf_writer.pre_tokenizer_type({"pre_tokenizer": {"type": "Whitespace"}})
+
+
+def test_rotary_reordering_pairs_each_heads_halves():
+    rows = np.arange(8).reshape(8, 1)  # two heads of four dimensions
+    out = gguf_writer.rotary_to_interleaved(rows, heads=2)
+    assert out[:, 0].tolist() == [0, 2, 1, 3, 4, 6, 5, 7]
+
+
+def test_merged_weights_reload_and_answer_like_the_adapter_on_its_base(tiny, tmp_path):
+    base, adapter = tiny
+    result = pipeline.export_merged(base, adapter, tmp_path / "merged", "float32")
+    assert result["passed"] and len(result["prompts"]) == len(verify.PROMPTS)
+    folder = tmp_path / "merged"
+    assert (folder / "model.safetensors").is_file()
+    assert (folder / "chat_template.jinja").is_file() or "chat_template" in json.loads(
+        (folder / "tokenizer_config.json").read_text()
+    )
+    generation = json.loads((folder / "generation_config.json").read_text())
+    assert generation["eos_token_id"] == 2
+    # The merge changed the model: the base alone answers differently.
+    from transformers import AutoModelForCausalLM
+
+    alone = AutoModelForCausalLM.from_pretrained(base).eval()
+    base_answers = verify.greedy_answers(alone, load_tokenizer(base))
+    merged_model, tok = verify.load_merged(folder)
+    assert verify.greedy_answers(merged_model, tok).ids != base_answers.ids
+
+
+def test_a_merge_that_answers_differently_fails_with_the_prompt_and_both_answers(tiny, tmp_path):
+    base, adapter = tiny
+    model, tokenizer = merge.load_adapter_on_base(base, adapter)
+    with model.disable_adapter():
+        wrong = verify.greedy_answers(model, tokenizer)  # the base's answers, not the tuned
+    merged = merge.save_merged(merge.merge(model), tokenizer, tmp_path / "m", "float32")
+    with pytest.raises(verify.VerificationFailed, match="answers differently"):
+        verify.verify_merged(wrong, merged, "model", "")
+
+
+@pytest.mark.parametrize("gguf_type", ["f16", "q8_0", "q4_0"])
+def test_the_gguf_file_carries_vocabulary_merges_special_tokens_and_chat_template(
+    tiny, tmp_path, gguf_type
+):
+    base, _ = tiny
+    path = gguf_writer.write_gguf(base, tmp_path / "m.gguf", gguf_type, "tiny")
+    meta = gguf_writer.read_metadata(path)
+    assert meta["general.architecture"] == "llama"
+    assert meta["tokenizer.ggml.model"] == "gpt2"
+    assert meta["tokenizer.ggml.pre"] == "gpt-2"  # the store's tokenizer splits like GPT-2
+    assert meta["tokenizer.ggml.tokens"] == 49152
+    assert meta["tokenizer.ggml.merges"] > 40_000
+    assert meta["tokenizer.ggml.eos_token_id"] == 2
+    assert meta["tokenizer.ggml.bos_token_id"] == 1
+    assert meta["tokenizer.ggml.padding_token_id"] == 2
+    assert meta["tokenizer.ggml.add_bos_token"] is False
+    assert "<|im_start|>" in meta["tokenizer.chat_template"]
+    assert meta["llama.attention.head_count_kv"] == 2
+    wanted = {"f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0"}[gguf_type]
+    assert wanted in meta["tensor_types"]
+
+
+@needs_llama
+def test_llama_cpp_computes_the_same_next_token_distribution_as_transformers(tiny, tmp_path):
+    # Proves the tensor names, the query/key reordering and the hyperparameters: a
+    # mistake in any of them changes every logit.
+    base, _ = tiny
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base).eval()
+    tokenizer = load_tokenizer(base)
+    ids, log_probs = verify.text_log_probs(model, tokenizer)
+    path = gguf_writer.write_gguf(base, tmp_path / "m.gguf", "f16", "tiny")
+    gguf = llama.GgufModel(path)
+    try:
+        assert gguf.tokenize(verify.FIXED_TEXT) == ids
+        kl, agreement = verify.kl_and_agreement(log_probs, gguf.logits(ids))
+    finally:
+        gguf.close()
+    assert agreement > 0.95
+    assert kl < 0.01
+
+
+@needs_llama
+@pytest.mark.slow
+def test_smollm2_gguf_answers_like_the_merged_model_and_stops_at_end_of_turn(
+    bundled_model_dir, tmp_path
+):
+    adapter = write_adapter(bundled_model_dir, tmp_path / "adapter", scale=0.02)
+    result = pipeline.export_gguf(bundled_model_dir, adapter, tmp_path / "out", "q8_0", "smol-q8_0")
+    assert result["passed"] and result["tokenization_equal"]
+    assert all(p["equal"] for p in result["prompts"])
+    assert result["chat_stopped_at_eos"]
+    assert result["token_agreement"] > 0.9
+    text = (tmp_path / "out" / "Modelfile").read_text()
+    assert text.startswith("FROM ./smol-q8_0.gguf")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["Modelfile", "smol-q8_0.gguf"]
+
+
+def test_a_difference_counts_only_at_a_near_tie_of_the_reference_and_only_when_allowed():
+    n = len(verify.PROMPTS)
+    reference = verify.Answers(
+        ids=[[5, 6, 7, 2]] * n,
+        texts=["ref"] * n,
+        runner_up=[[9, 8, 3, 1]] * n,
+        gaps=[[2.0, 0.05, 3.0, 4.0]] * n,
+    )
+    runner_up_at_tie = verify.Answers(ids=[[5, 8, 1, 1]] * n, texts=["got"] * n)
+    other_at_tie = verify.Answers(ids=[[5, 4, 1, 1]] * n, texts=["got"] * n)
+    clear_difference = verify.Answers(ids=[[9, 6, 7, 2]] * n, texts=["got"] * n)
+    rows = verify.compare_answers(reference, runner_up_at_tie, None, near_ties=True)
+    assert all(r["equal"] and r["near_tie_at"] == 1 for r in rows)
+    assert not any(r["equal"] for r in verify.compare_answers(reference, runner_up_at_tie, None))
+    assert not any(
+        r["equal"] for r in verify.compare_answers(reference, other_at_tie, 16, near_ties=True)
+    )
+    assert not any(
+        r["equal"] for r in verify.compare_answers(reference, clear_difference, 16, near_ties=True)
+    )
