@@ -111,7 +111,7 @@ def test_deleting_an_export_removes_its_files_and_frees_the_quota(
     user.storage_quota_mb = 1
     user.save()
     Export.objects.filter(pk=export.pk).update(size_bytes=2**20)
-    with pytest.raises(DatasetError, match="datasets and exports use"):
+    with pytest.raises(DatasetError, match="your files use"):
         check_quota_for(user, 1000)
     with django_capture_on_commit_callbacks(execute=True):
         owner_client.post(reverse("exports:delete", args=[export.pk]))
