@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "projects",
     "training",
     "experiments",
+    "playground",
 ]
 
 MIDDLEWARE = [

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("slmlab", "accounts", "projects", "training", "experiments")
+PACKAGES = ("slmlab", "accounts", "projects", "training", "experiments", "playground")
 HEAVY = ("torch", "transformers", "peft", "bitsandbytes")
 
 
