@@ -11,11 +11,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from playground import services
+from playground import ratelimit, services
 from projects.models import BaseModel
 from training.models import Run
 
@@ -38,6 +39,16 @@ def api_key_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
                 "invalid_request_error",
                 "invalid_api_key",
             )
+        if not ratelimit.allow(key.digest):
+            response = error(
+                429,
+                _("Rate limit reached for this API key: at most %(n)d requests a minute.")
+                % {"n": settings.SLMLAB_API_RATE_LIMIT},
+                "requests",
+                "rate_limit_exceeded",
+            )
+            response["Retry-After"] = str(ratelimit.WINDOW_S)
+            return response
         request.user = key.owner
         request.api_key = key
         return view(request, *args, **kwargs)

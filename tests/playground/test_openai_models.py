@@ -77,3 +77,18 @@ def test_another_users_model_id_is_404_like_an_unknown_one(user, other_user) -> 
     assert {e.code for e in errors} == {"model_not_found"}
     assert all(e.body["param"] == "model" for e in errors)
     assert str(theirs.pk) not in str(errors[0].body).replace(f"run-{theirs.pk}", "")
+
+
+def test_a_key_past_its_rate_limit_gets_429(user, other_user, settings) -> None:
+    settings.SLMLAB_API_RATE_LIMIT = 2
+    client = _client(services.create_key(user, "k")[1])
+    other = _client(services.create_key(other_user, "k")[1])
+
+    client.models.list()
+    client.models.list()
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.models.list()
+
+    assert caught.value.status_code == 429
+    assert caught.value.code == "rate_limit_exceeded"
+    assert other.models.list()  # the limit is per key
