@@ -129,3 +129,14 @@ def test_it_refuses_more_tokens_than_the_context_holds(loaded) -> None:
 
     assert caught.value.param == "max_tokens"
     check_fits(model, limit - 10, Sampling(max_new_tokens=10))
+
+
+def test_sampling_settings_can_be_checked_without_torch() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from training.engine.inference.sampling import Sampling; Sampling(top_k=5); "
+        "assert not {'torch', 'transformers'} & set(sys.modules), 'heavy import'"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
