@@ -10,6 +10,7 @@ from django.utils import timezone
 from experiments import documents, table
 from experiments.compare import SMOOTHING_CHOICES, CompareError, compare, parse_run_ids
 from experiments.csvsafe import csv_lines
+from playground.access import login_or_api_key
 from projects.access import get_project_for_user
 from training.models import Run
 
@@ -72,7 +73,7 @@ def _user_runs(request: HttpRequest):
     return Run.objects.filter(owner=request.user).select_related("base_model", "dataset")
 
 
-@login_required
+@login_or_api_key
 def project_runs_json(request: HttpRequest, project_id: int) -> JsonResponse:
     project = get_project_for_user(request, project_id)
     runs = documents.documented_runs(project.runs.all())
@@ -87,7 +88,7 @@ def project_runs_csv(request: HttpRequest, project_id: int) -> StreamingHttpResp
     return _csv(runs, f"slmlab-project-{project.pk}-runs.csv")
 
 
-@login_required
+@login_or_api_key
 def user_runs_json(request: HttpRequest) -> JsonResponse:
     runs = documents.documented_runs(Run.objects.filter(owner=request.user))
     return JsonResponse(documents.runs_document(runs, {"scope": "user"}))

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "training",
     "experiments",
     "exports",
+    "playground",
 ]
 
 MIDDLEWARE = [
@@ -127,6 +128,8 @@ AUTHENTICATION_BACKENDS = [
 
 # --- Accounts (django-allauth) ---
 SLMLAB_SIGNUP_OPEN = env_bool("SLMLAB_SIGNUP_OPEN", True)
+# Requests per minute one API key may make to /v1 (0: no limit).
+SLMLAB_API_RATE_LIMIT = env_int("SLMLAB_API_RATE_LIMIT", 60, minimum=0)
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]

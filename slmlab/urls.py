@@ -33,6 +33,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("account/", include("accounts.urls")),
+    path("playground/", include("playground.urls")),
+    path("v1/", include("playground.api_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("models/", project_views.model_catalog, name="catalog"),
     path("models/download/", project_views.model_download, name="model_download"),

@@ -6,7 +6,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("slmlab", "accounts", "projects", "training", "experiments", "exports")
+PACKAGES = (
+    "slmlab",
+    "accounts",
+    "projects",
+    "training",
+    "experiments",
+    "exports",
+    "playground",
+)
 HEAVY = ("torch", "transformers", "peft", "bitsandbytes")
 
 

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
+from playground.access import login_or_api_key
 from projects.access import get_project_for_user
 from slmlab.streams import stream_folder_zip
 from training import services
@@ -78,7 +79,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(request, template, context)
 
 
-@login_required
+@login_or_api_key
 def run_json(request: HttpRequest, run_id: int) -> JsonResponse:
     run = _get_run_for_user(request, run_id)
     return JsonResponse(run_document(run))
