@@ -38,5 +38,6 @@ urlpatterns = [
         name="model_download_status",
     ),
     path("projects/", include("projects.urls")),
+    path("projects/", include("designer.urls")),
     path("", include("training.urls")),
 ]

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("slmlab", "accounts", "projects", "training")
+PACKAGES = ("slmlab", "accounts", "projects", "training", "designer")
 HEAVY = ("torch", "transformers", "peft", "bitsandbytes")
 
 
