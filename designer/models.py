@@ -1,9 +1,12 @@
 """A project's model designs: a decoder-only transformer kept as its spec's dict."""
 
+from pathlib import Path
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from slmlab.jobs import Job
 from training.engine.design.spec import Design as DesignSpec
 
 
@@ -28,3 +31,27 @@ class Design(models.Model):
     @property
     def design(self) -> DesignSpec:
         return DesignSpec.from_dict(self.spec)
+
+
+class TrainedTokenizer(Job):
+    """A byte-level BPE tokenizer trained on a project's dataset on the CPU worker."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="tokenizers"
+    )
+    dataset = models.ForeignKey("projects.Dataset", on_delete=models.CASCADE)
+    vocab_size = models.PositiveIntegerField(_("vocabulary size"), default=4096)
+    progress = models.FloatField(default=0.0)
+    trained_vocab_size = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_word = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"tokenizer {self.pk} ({self.vocab_size})"
+
+    @property
+    def folder(self) -> Path:
+        return Path(settings.DATA_DIR) / "tokenizers" / f"u{self.owner_id}" / str(self.pk)

@@ -17,4 +17,10 @@ urlpatterns = [
         views.design_export,
         name="export",
     ),
+    path("<int:project_id>/tokenizers/", views.tokenizer_list, name="tokenizers"),
+    path(
+        "<int:project_id>/tokenizers/<int:tokenizer_id>/",
+        views.tokenizer_detail,
+        name="tokenizer",
+    ),
 ]

@@ -9,10 +9,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from designer import editor
-from designer.models import Design
+from designer import editor, services
+from designer.models import Design, TrainedTokenizer
 from projects.access import get_project_for_user
 from training.engine.design import spec
+from training.engine.design import tokenizer as design_tokenizer
 
 PRESET_NAMES = {"llama-tiny": "Llama-style tiny", "gpt2-tiny": "GPT-2-style tiny"}
 
@@ -131,3 +132,54 @@ def design_import(request: HttpRequest, project_id: int) -> HttpResponse:
         sequence_length=int(document.get("sequence_length") or 128),
     )
     return redirect("designer:edit", project.pk, design.pk)
+
+
+def _get_tokenizer_for_user(request: HttpRequest, project_id: int, tokenizer_id: int):
+    return get_object_or_404(
+        TrainedTokenizer.objects.select_related("project", "dataset"),
+        pk=tokenizer_id,
+        project_id=project_id,
+        owner=request.user,
+    )
+
+
+@login_required
+def tokenizer_list(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = get_project_for_user(request, project_id)
+    error = ""
+    if request.method == "POST":
+        dataset = project.datasets.filter(pk=request.POST.get("dataset") or 0).first()
+        try:
+            vocab = int(request.POST.get("vocab_size", ""))
+        except ValueError:
+            vocab = 0
+        if dataset is None:
+            error = _("Choose one of this project's datasets.")
+        elif not 300 <= vocab <= 65536:
+            error = _("The vocabulary size is from 300 to 65536 tokens.")
+        else:
+            job = services.start_tokenizer(dataset, vocab)
+            return redirect("designer:tokenizer", project.pk, job.pk)
+    context = {
+        "project": project,
+        "tokenizers": project.tokenizers.select_related("dataset"),
+        "datasets": project.datasets.all(),
+        "error": error,
+    }
+    return render(request, "designer/tokenizer_list.html", context, status=400 if error else 200)
+
+
+@login_required
+def tokenizer_detail(request: HttpRequest, project_id: int, tokenizer_id: int) -> HttpResponse:
+    """Status while it trains; then its vocabulary, tokens per word and the pieces the
+    user's own sentence becomes (a 4k-token tokenizer loads in milliseconds)."""
+    job = _get_tokenizer_for_user(request, project_id, tokenizer_id)
+    sentence = request.GET.get("sentence", "")[:500]
+    pieces: list[str] = []
+    if sentence and job.status == TrainedTokenizer.Status.DONE:
+        pieces = design_tokenizer.sample_tokenization(design_tokenizer.load(job.folder), sentence)
+    context = {"tokenizer": job, "project": job.project, "sentence": sentence, "pieces": pieces}
+    template = "designer/tokenizer_detail.html"
+    if request.htmx and "sentence" in request.GET:
+        template += "#pieces"
+    return render(request, template, context)
