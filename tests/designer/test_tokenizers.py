@@ -84,3 +84,26 @@ def test_another_user_gets_404_and_anonymous_login(other_client, client, user):
         assert other_client.get(url).status_code == 404
         response = client.get(url)
         assert response.status_code == 302 and "login" in response["Location"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_websocket_follows_only_the_owners_tokenizer(user, other_user):
+    from designer import events
+    from tests import websockets
+
+    project = make_project(user)
+    job = TrainedTokenizer.objects.create(
+        owner=user, project=project, dataset=make_dataset(project, ROWS), status="running"
+    )
+    path = f"/ws/tokenizers/{job.pk}/"
+    connected, _, state = websockets.connect(path, user)
+    assert connected and 'data-testid="tokenizer-status"' in state
+    assert websockets.connect(path, other_user)[0] is False
+    assert websockets.connect(path, None)[0] is False
+
+    def progress():
+        TrainedTokenizer.objects.filter(pk=job.pk).update(progress=0.5)
+        events.publish_tokenizer(job.pk)
+
+    pushed = websockets.push_after_connect(path, user, progress)
+    assert 'value="0.5"' in pushed
