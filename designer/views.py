@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from designer import editor, services
 from designer.models import Design, TrainedTokenizer
 from projects.access import get_project_for_user
+from projects.models import BaseModel
 from training.engine.design import spec
 from training.engine.design import tokenizer as design_tokenizer
 
@@ -32,16 +33,39 @@ def design_list(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_project_for_user(request, project_id)
     if request.method == "POST":
         preset = request.POST.get("preset", "llama-tiny")
-        make = spec.PRESETS.get(preset, spec.llama_tiny)
+        try:
+            name, start = _preset(preset)
+        except (OSError, ValueError, BaseModel.DoesNotExist):
+            return render(request, "designer/design_list.html", _list_context(project), status=400)
         design = Design.objects.create(
             owner=request.user,
             project=project,
-            name=request.POST.get("name") or PRESET_NAMES.get(preset, preset),
-            spec=make().to_dict(),
+            name=(request.POST.get("name") or name)[:100],
+            spec=start.to_dict(),
         )
         return redirect("designer:edit", project.pk, design.pk)
-    context = {"project": project, "designs": project.designs.all(), "presets": PRESET_NAMES}
-    return render(request, "designer/design_list.html", context)
+    return render(request, "designer/design_list.html", _list_context(project))
+
+
+def _preset(key: str) -> tuple[str, spec.Design]:
+    """A preset by key: a tiny one, or ``store-<id>``, the architecture of a store model
+    read from its config.json (a small file; its weights are never read)."""
+    if key.startswith("store-") and key[6:].isdigit():
+        model = BaseModel.objects.get(pk=int(key[6:]))
+        return _("Architecture of %(model)s") % {"model": model.name}, spec.from_model_dir(
+            model.path
+        )
+    return PRESET_NAMES.get(key, key), spec.PRESETS.get(key, spec.llama_tiny)()
+
+
+def _list_context(project, **extra) -> dict:
+    return {
+        "project": project,
+        "designs": project.designs.all(),
+        "presets": PRESET_NAMES,
+        "store_models": BaseModel.objects.all(),
+        **extra,
+    }
 
 
 def _context(design: Design, edited: editor.Edited) -> dict:
@@ -116,12 +140,7 @@ def design_import(request: HttpRequest, project_id: int) -> HttpResponse:
     except (ValueError, UnicodeDecodeError, yaml.YAMLError) as exc:
         error = str(exc)
     if error:
-        context = {
-            "project": project,
-            "designs": project.designs.all(),
-            "presets": PRESET_NAMES,
-            "import_error": error,
-        }
+        context = _list_context(project, import_error=error)
         return render(request, "designer/design_list.html", context, status=400)
     design = Design.objects.create(
         owner=request.user,

@@ -134,3 +134,16 @@ def test_anonymous_is_sent_to_login(client, design):
     for url in urls(design).values():
         response = client.get(url)
         assert response.status_code == 302 and "login" in response["Location"]
+
+
+def test_a_design_starts_from_a_store_models_architecture(owner_client, user, bundled_model_dir):
+    from tests.factories import make_base_model
+
+    model = make_base_model(path=str(bundled_model_dir))
+    project = make_project(user)
+    url = reverse("designer:list", args=(project.pk,))
+    assert f'value="store-{model.pk}"' in owner_client.get(url).content.decode()
+    owner_client.post(url, {"preset": f"store-{model.pk}"})
+    created = Design.objects.get(project=project)
+    assert created.design == spec.from_model_dir(bundled_model_dir)
+    assert created.name == f"Architecture of {model.name}"
