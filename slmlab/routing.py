@@ -1,5 +1,6 @@
 from django.urls import path, re_path
 
+from designer.consumers import TokenizerConsumer
 from exports.consumers import ExportsConsumer
 from projects.consumers import DatasetConsumer, UploadConsumer
 from slmlab.consumers import UnknownPathConsumer
@@ -10,6 +11,7 @@ websocket_urlpatterns = [
     path("ws/runs/<int:run_id>/exports/", ExportsConsumer.as_asgi()),
     path("ws/datasets/<int:dataset_id>/", DatasetConsumer.as_asgi()),
     path("ws/uploads/<int:upload_id>/", UploadConsumer.as_asgi()),
+    path("ws/tokenizers/<int:tokenizer_id>/", TokenizerConsumer.as_asgi()),
     # Last: any other path is refused like a missing object, not with a routing error.
     re_path(r"", UnknownPathConsumer.as_asgi()),
 ]

@@ -53,9 +53,9 @@ INSTALLED_APPS = [
     "accounts",
     "projects",
     "training",
-    "experiments",
     "exports",
     "playground",
+    "designer",
 ]
 
 MIDDLEWARE = [

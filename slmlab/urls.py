@@ -45,6 +45,7 @@ urlpatterns = [
     ),
     path("projects/", include("projects.urls")),
     path("", include("experiments.urls")),
+    path("projects/", include("designer.urls")),
     path("", include("training.urls")),
     path("", include("exports.urls")),
 ]

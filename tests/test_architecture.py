@@ -14,6 +14,7 @@ PACKAGES = (
     "experiments",
     "exports",
     "playground",
+    "designer",
 )
 HEAVY = ("torch", "transformers", "peft", "bitsandbytes")
 
