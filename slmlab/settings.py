@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "accounts",
     "projects",
     "training",
+    "experiments",
     "exports",
     "playground",
     "designer",
