@@ -1,5 +1,6 @@
 from django.urls import path, re_path
 
+from evaluations.consumers import EvaluationConsumer
 from projects.consumers import DatasetConsumer, UploadConsumer
 from slmlab.consumers import UnknownPathConsumer
 from training.consumers import RunConsumer
@@ -8,6 +9,7 @@ websocket_urlpatterns = [
     path("ws/runs/<int:run_id>/", RunConsumer.as_asgi()),
     path("ws/datasets/<int:dataset_id>/", DatasetConsumer.as_asgi()),
     path("ws/uploads/<int:upload_id>/", UploadConsumer.as_asgi()),
+    path("ws/evaluations/<int:evaluation_id>/", EvaluationConsumer.as_asgi()),
     # Last: any other path is refused like a missing object, not with a routing error.
     re_path(r"", UnknownPathConsumer.as_asgi()),
 ]

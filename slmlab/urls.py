@@ -39,4 +39,5 @@ urlpatterns = [
     ),
     path("projects/", include("projects.urls")),
     path("", include("training.urls")),
+    path("", include("evaluations.urls")),
 ]

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("slmlab", "accounts", "projects", "training")
+PACKAGES = ("slmlab", "accounts", "projects", "training", "evaluations")
 HEAVY = ("torch", "transformers", "peft", "bitsandbytes")
 
 
@@ -20,7 +20,7 @@ def test_the_web_process_never_imports_torch_or_the_ml_libraries():
         "from slmlab.asgi import application\n"
         "from django.urls import get_resolver\n"
         "get_resolver().url_patterns\n"
-        "import slmlab.routing, projects.services, training.services\n"
+        "import slmlab.routing, projects.services, training.services, evaluations.services\n"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
     done = subprocess.run(

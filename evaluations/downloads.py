@@ -1,0 +1,37 @@
+"""The per-example table as CSV, streamed, with spreadsheet formulas neutralised."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+
+from evaluations.models import Evaluation
+
+# A cell starting with one of these is read as a formula by spreadsheet programs.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: object) -> object:
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
+def csv_chunks(evaluation: Evaluation) -> Iterator[bytes]:
+    names = list(evaluation.metrics)
+    header = ["index", "input", "expected", "base_output", "tuned_output"]
+    header += [f"base_{n}" for n in names] + [f"tuned_{n}" for n in names]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    for row in evaluation.rows.iterator(chunk_size=500):
+        tuned = row.tuned_scores or {}
+        cells = [row.index, row.prompt, row.expected, row.base_output, row.tuned_output]
+        cells += [row.base_scores.get(n) for n in names] + [tuned.get(n) for n in names]
+        writer.writerow([neutralise(c) for c in cells])
+        if buffer.tell() > 64 * 1024:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
