@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from evaluations.documents import evaluation_document
 from training.models import Run
 
 
@@ -31,6 +32,7 @@ def run_document(run: Run) -> dict:
         "started": run.started.isoformat() if run.started else None,
         "first_metric": run.first_metric_at.isoformat() if run.first_metric_at else None,
         "finished": run.finished.isoformat() if run.finished else None,
+        "evaluations": [evaluation_document(e, with_rows=False) for e in run.evaluations.all()],
         "metrics": [
             {
                 "step": m.step,

@@ -16,7 +16,7 @@ from training.engine.evaluate.metrics import DEFAULT_METRICS, MetricSettings
 from training.engine.evaluate.run import Cancelled, EvalHooks, build_examples, row_flags
 from training.engine.inference.chat import ChatModel
 from training.engine.inference.generate import GenerationSettings
-from training.jobs.train import engine_config
+from training.run_config import engine_config
 
 logger = logging.getLogger(__name__)
 PUSH_INTERVAL_S = 1.0
