@@ -256,3 +256,27 @@ def test_a_run_ends_with_an_evaluation_whose_base_replies_are_reused(
     assert doc["evaluations"][0]["summary"]["examples"] == 3
     page = owner_client.get(run.get_absolute_url()).content.decode()
     assert 'data-testid="evaluation-link"' in page
+
+
+@pytest.mark.slow
+def test_manage_py_evaluate_scores_a_model_from_a_yaml_file(bundled_model_dir, tmp_path):
+    from django.core.management import call_command
+
+    from training.engine.data.samples import eval_prompts, write_jsonl
+
+    data = write_jsonl(tmp_path / "eval.jsonl", eval_prompts()[:2])
+    config = tmp_path / "eval.yaml"
+    config.write_text(
+        f"model_dir: {bundled_model_dir}\ndata: {data}\nmax_new_tokens: 6\n"
+        "metrics: [exact_match, valid_json, rouge_l]\n"
+    )
+    out = io.StringIO()
+    call_command("evaluate", "--config", str(config), stdout=out, stderr=io.StringIO())
+    result = json.loads(out.getvalue())
+    assert result["summary"]["examples"] == 2
+    assert [m["name"] for m in result["summary"]["metrics"]] == [
+        "exact_match",
+        "valid_json",
+        "rouge_l",
+    ]
+    assert len(result["examples"]) == 2 and result["examples"][0]["tuned_output"] is None
