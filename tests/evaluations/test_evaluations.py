@@ -280,3 +280,21 @@ def test_manage_py_evaluate_scores_a_model_from_a_yaml_file(bundled_model_dir, t
         "rouge_l",
     ]
     assert len(result["examples"]) == 2 and result["examples"][0]["tuned_output"] is None
+
+
+def test_progress_reported_by_the_worker_is_pushed_to_the_page(user, transactional_db):
+    from evaluations import events
+    from tests.websockets import push_after_connect
+
+    run = completed_run(user)
+    evaluation = Evaluation.objects.create(
+        owner=user, run=run, metrics=["exact_match"], status="running", phase="base"
+    )
+
+    def report():
+        evaluation.report(phase="tuned", examples_done=3, examples_total=8)
+        events.publish(evaluation.pk)
+
+    pushed = push_after_connect(f"/ws/evaluations/{evaluation.pk}/", user, report)
+    assert 'id="evaluation-progress"' in pushed
+    assert "3 / 8" in pushed and "Tuned model" in pushed
