@@ -16,6 +16,14 @@ class EvaluationForm(forms.Form):
     )
     ignore_case = forms.BooleanField(label=_("Ignore case (exact match, contains)"), required=False)
     regex = forms.CharField(label=_("Regex the output must match"), max_length=500, required=False)
+    eval_file = forms.FileField(
+        label=_("Eval file (optional)"),
+        required=False,
+        help_text=_(
+            "JSONL, JSON, CSV or text in any dataset shape, every row with an expected "
+            "output; empty: the run's validation rows"
+        ),
+    )
     max_new_tokens = forms.IntegerField(
         label=_("Max new tokens"), min_value=1, max_value=1024, initial=64
     )

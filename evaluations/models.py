@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
@@ -9,6 +11,11 @@ from django.utils.translation import gettext_lazy as _
 
 from slmlab.jobs import Job
 from training.models import Run
+
+
+def eval_file_path(instance: Evaluation, filename: str) -> str:
+    suffix = filename.rsplit(".", 1)[-1].lower()
+    return f"evaluations/u{instance.owner_id}/{uuid.uuid4().hex}.{suffix}"
 
 
 class Evaluation(Job):
@@ -20,6 +27,10 @@ class Evaluation(Job):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="evaluations")
     automatic = models.BooleanField(default=False, help_text=_("Started by the run's end"))
     limit = models.PositiveIntegerField(default=100, help_text=_("Validation examples, at most"))
+    # An uploaded eval set instead of the dataset's validation rows, read with this DataSpec
+    # (its format and shape; the run's prompt template).
+    eval_file = models.FileField(upload_to=eval_file_path, max_length=300, blank=True)
+    eval_spec = models.JSONField(null=True, blank=True)
     metrics = models.JSONField(default=list)
     ignore_case = models.BooleanField(default=False)
     regex = models.CharField(max_length=500, blank=True)

@@ -1,3 +1,5 @@
+from dataclasses import asdict
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -12,6 +14,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from evaluations import services
 from evaluations.documents import evaluation_document
 from evaluations.downloads import csv_chunks
+from evaluations.eval_files import check_eval_file
 from evaluations.forms import EvaluationForm
 from evaluations.models import Evaluation
 from evaluations.wording import rows_for_page
@@ -34,9 +37,16 @@ def _get_evaluation_for_user(request: HttpRequest, evaluation_id: int) -> Evalua
 @require_POST
 def evaluation_new(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(Run.objects.select_related("dataset"), pk=run_id, owner=request.user)
-    form = EvaluationForm(request.POST)
+    form = EvaluationForm(request.POST, request.FILES)
+    upload = request.FILES.get("eval_file")
+    spec = None
     if not run.has_adapter:
         form.add_error(None, _("An evaluation needs a run that saved an adapter."))
+    elif upload is not None:
+        try:
+            spec = check_eval_file(upload, run.dataset.template, run.dataset.custom_template)
+        except ValueError as exc:
+            form.add_error("eval_file", str(exc))
     elif not run.dataset.split_sizes()[1]:
         form.add_error(
             None,
@@ -44,7 +54,10 @@ def evaluation_new(request: HttpRequest, run_id: int) -> HttpResponse:
         )
     if not form.is_valid():
         return render(request, "evaluations/_new.html", {"run": run, "eval_form": form}, status=200)
-    evaluation = services.start_evaluation(run, **form.cleaned_data)
+    settings = {k: v for k, v in form.cleaned_data.items() if k != "eval_file"}
+    if spec is not None:
+        settings.update(eval_file=upload, eval_spec=asdict(spec))
+    evaluation = services.start_evaluation(run, **settings)
     if request.htmx:
         return HttpResponseClientRedirect(evaluation.get_absolute_url())
     return redirect(evaluation)

@@ -11,6 +11,7 @@ from evaluations import events
 from evaluations.models import BaseOutputs, EvalRow, Evaluation
 from slmlab.jobs import JobStatus
 from training.engine.data.pipeline import records_for_run
+from training.engine.data.records import DataSpec, read_dataset
 from training.engine.evaluate import run as engine_eval
 from training.engine.evaluate.metrics import DEFAULT_METRICS, MetricSettings
 from training.engine.evaluate.run import Cancelled, EvalHooks, build_examples, row_flags
@@ -72,8 +73,11 @@ def evaluate(evaluation_id: int) -> None:
 def _evaluate(evaluation: Evaluation) -> None:
     run = evaluation.run
     config = engine_config(run)
-    _, validation = records_for_run(config)
-    records = validation[: evaluation.limit] if evaluation.limit else validation
+    if evaluation.eval_file:
+        rows = read_dataset(evaluation.eval_file.path, DataSpec(**evaluation.eval_spec))
+    else:
+        rows = records_for_run(config)[1]
+    records = rows[: evaluation.limit] if evaluation.limit else rows
     chat = ChatModel(
         Path(run.base_model.path),
         run.adapter_dir,

@@ -298,3 +298,41 @@ def test_progress_reported_by_the_worker_is_pushed_to_the_page(user, transaction
     pushed = push_after_connect(f"/ws/evaluations/{evaluation.pk}/", user, report)
     assert 'id="evaluation-progress"' in pushed
     assert "3 / 8" in pushed and "Tuned model" in pushed
+
+
+def post_file(client, run, name: str, content: bytes):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return client.post(
+        reverse("evaluations:new", args=[run.pk]),
+        {
+            "limit": 10,
+            "metrics": ["exact_match"],
+            "max_new_tokens": 8,
+            "eval_file": SimpleUploadedFile(name, content),
+        },
+    )
+
+
+def test_an_eval_file_without_expected_outputs_is_refused_and_creates_nothing(owner_client, user):
+    run = completed_run(user)
+    text = post_file(owner_client, run, "eval.txt", b"just some text\nmore text\n")
+    assert "no expected outputs" in text.content.decode()
+    questions = post_file(owner_client, run, "eval.jsonl", b'{"instruction": "Say hi"}\n')
+    assert "output" in questions.content.decode() and "cannot be read" in questions.content.decode()
+    assert not Evaluation.objects.exists()
+
+
+def test_an_eval_file_in_another_format_and_shape_is_stored_with_how_to_read_it(
+    owner_client, user, django_capture_on_commit_callbacks, broker
+):
+    run = completed_run(user)
+    content = b"question,answer\nWhat is 2+2?,4\nCapital of France?,Paris\n"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_file(owner_client, run, "eval.csv", content)
+    assert response.status_code == 302
+    evaluation = Evaluation.objects.get()
+    assert evaluation.eval_spec["format"] == "csv"
+    assert evaluation.eval_spec["shape"] == "prompt_completion"
+    assert evaluation.eval_spec["mapping"] == {"prompt": "question", "completion": "answer"}
+    assert evaluation.eval_file.read() == content
