@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 
 from training.engine.data.formats import format_for_name
 from training.engine.data.records import DatasetError, DataSpec, inspect_file, read_dataset
-from training.engine.evaluate.run import EvalError, expected_output
+from training.engine.evaluate.examples import EvalError, expected_output
 
 MAX_EVAL_FILE_MB = 5
 

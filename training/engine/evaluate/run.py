@@ -18,15 +18,12 @@ from typing import Any, Protocol
 from training.engine.data.shapes import Record
 from training.engine.data.tokenize import IGNORE_INDEX, prompt_ids, tokenize_record
 from training.engine.evaluate import stats
+from training.engine.evaluate.examples import EvalError, expected_output
 from training.engine.evaluate.metrics import METRICS, PASS, MetricSettings, score
 from training.engine.inference.generate import GenerationSettings, generate
 
 # Bump when generation or rendering changes what a cached base reply would be.
 CACHE_VERSION = 1
-
-
-class EvalError(ValueError):
-    """An eval set or settings that cannot be evaluated; the message says what to fix."""
 
 
 class Cancelled(Exception):
@@ -40,18 +37,6 @@ class EvalExample:
     expected: str
     prompt_ids: list[int]
     record: Record
-
-
-def expected_output(record: Record) -> str:
-    if record.text is not None:
-        raise EvalError(
-            "plain-text rows have no expected output: an eval set needs rows with a prompt "
-            "and an answer (instruction/output, prompt/completion or chat messages)"
-        )
-    answers = [t.content for t in record.turns if t.role == "assistant"]
-    if not answers or not answers[-1].strip():
-        raise EvalError("every row of an eval set needs an expected output")
-    return answers[-1]
 
 
 def build_examples(
