@@ -11,7 +11,7 @@ from training.actors import train_next
 from training.forms import CONFIG_FIELDS, RunForm
 from training.models import Run
 
-pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+pytestmark = [pytest.mark.django_db, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def test_the_sample_run_evaluates_base_against_tuned_and_the_gain_is_significant(
