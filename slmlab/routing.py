@@ -1,6 +1,7 @@
 from django.urls import path, re_path
 
 from designer.consumers import TokenizerConsumer
+from evaluations.consumers import EvaluationConsumer
 from exports.consumers import ExportsConsumer
 from projects.consumers import DatasetConsumer, UploadConsumer
 from slmlab.consumers import UnknownPathConsumer
@@ -12,6 +13,7 @@ websocket_urlpatterns = [
     path("ws/datasets/<int:dataset_id>/", DatasetConsumer.as_asgi()),
     path("ws/uploads/<int:upload_id>/", UploadConsumer.as_asgi()),
     path("ws/tokenizers/<int:tokenizer_id>/", TokenizerConsumer.as_asgi()),
+    path("ws/evaluations/<int:evaluation_id>/", EvaluationConsumer.as_asgi()),
     # Last: any other path is refused like a missing object, not with a routing error.
     re_path(r"", UnknownPathConsumer.as_asgi()),
 ]

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "exports",
     "playground",
     "designer",
+    "evaluations",
 ]
 
 MIDDLEWARE = [

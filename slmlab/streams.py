@@ -61,3 +61,10 @@ def stream_folder_zip(folder: Path, filename: str, growing: bool = False) -> Str
     archive = ZipStream.from_path(str(folder), sized=not growing, arcname="/")
     size = len(archive) if archive.sized else None
     return _attachment(archive, filename, "application/zip", size)
+
+
+def stream_chunks(
+    chunks: Iterable[bytes], filename: str, content_type: str
+) -> StreamingHttpResponse:
+    """Generated content (a CSV written row by row) as an attachment, chunk by chunk."""
+    return _attachment(chunks, filename, content_type, None)

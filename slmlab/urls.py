@@ -48,4 +48,5 @@ urlpatterns = [
     path("projects/", include("designer.urls")),
     path("", include("training.urls")),
     path("", include("exports.urls")),
+    path("", include("evaluations.urls")),
 ]

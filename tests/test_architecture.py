@@ -15,6 +15,7 @@ PACKAGES = (
     "exports",
     "playground",
     "designer",
+    "evaluations",
 )
 HEAVY = ("torch", "transformers", "peft", "bitsandbytes")
 
@@ -29,7 +30,8 @@ def test_the_web_process_never_imports_torch_or_the_ml_libraries():
         "from slmlab.asgi import application\n"
         "from django.urls import get_resolver\n"
         "get_resolver().url_patterns\n"
-        "import slmlab.routing, projects.services, training.services, exports.services\n"
+        "import slmlab.routing, projects.services, training.services\n"
+        "import exports.services, evaluations.services, playground.services\n"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
     done = subprocess.run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from evaluations.documents import evaluation_document
 from training.models import Run
 
 # The version of the document's shape (docs/schema/run.schema.json): raised when a field
@@ -37,6 +38,7 @@ def run_document(run: Run) -> dict:
         "first_metric": run.first_metric_at.isoformat() if run.first_metric_at else None,
         "finished": run.finished.isoformat() if run.finished else None,
         "duration_s": run.duration_s,
+        "evaluations": [evaluation_document(e, with_rows=False) for e in run.evaluations.all()],
         "metrics": [
             {
                 "step": m.step,

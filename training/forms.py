@@ -24,6 +24,7 @@ CONFIG_FIELDS = [
     "max_seq_len",
     "seed",
     "eval_every",
+    "eval_examples",
     "checkpoint_every",
     "keep_checkpoints",
 ]
@@ -70,6 +71,13 @@ class RunForm(forms.Form):
         help_text=_(
             "On the dataset's validation split, and at the last step; 0 = about ten times a run"
         ),
+    )
+    eval_examples = forms.IntegerField(
+        label=_("Evaluate on N validation examples at the end"),
+        required=False,
+        min_value=0,
+        max_value=5000,
+        help_text=_("Base vs tuned replies, scored with task metrics; 0 = no evaluation"),
     )
     checkpoint_every = forms.IntegerField(
         label=_("Checkpoint every (steps)"),

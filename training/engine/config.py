@@ -102,6 +102,9 @@ class RunConfig:
     # Validation loss every N optimizer steps and at the last step; 0: about ten
     # evaluations over the run. Runs without validation data never evaluate.
     eval_every: int = 0
+    # After training, the lab evaluates base vs tuned replies on up to this many
+    # validation examples (the evaluations app); 0: no end-of-run evaluation.
+    eval_examples: int = 100
 
     def __post_init__(self) -> None:
         # Callers naturally pass Path objects; YAML and JSON want plain strings.
@@ -174,6 +177,7 @@ class RunConfig:
         )
         need(_num(self.split_seed) and self.split_seed >= 0, "split_seed", "must be >= 0")
         need(_num(self.eval_every) and self.eval_every >= 0, "eval_every", "0 (auto) or more")
+        need(_num(self.eval_examples) and self.eval_examples >= 0, "eval_examples", "0 or more")
         need(
             not (self.validation_path and self.validation_ratio),
             "validation_ratio",

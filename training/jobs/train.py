@@ -7,15 +7,16 @@ import time
 
 from django.utils import timezone
 
+from evaluations.jobs.end_of_run import queue_end_of_run
 from training import events
 from training.capacity import capacity_for
-from training.engine.config import RunConfig
 from training.engine.train import checkpoint
 from training.engine.train.loop import OutOfMemory, StepMetrics, TrainHooks, train
 from training.engine.train.outcome import Outcome
 from training.mlflow_log import MlflowLogger
 from training.models import Run, RunLog, RunMetric
 from training.retention import after_run_ended
+from training.run_config import engine_config
 from training.scheduling import claim_next
 from training.workers import SHUTTING_DOWN, worker_name
 
@@ -24,19 +25,6 @@ PUSH_INTERVAL_S = 1.0
 CANCEL_POLL_S = 0.5
 # How often a training run's folder is counted again for the storage quota.
 MEASURE_DISK_S = 60.0
-
-
-def engine_config(run: Run) -> RunConfig:
-    return RunConfig.from_dict(
-        {
-            **run.config,
-            **run.dataset.engine_options(),
-            "model_dir": run.base_model.path,
-            "dataset_path": run.dataset.file.path,
-            "output_dir": str(run.output_dir),
-            "time_limit_s": float(run.time_limit_s),
-        }
-    )
 
 
 class RunReporter:
@@ -215,6 +203,12 @@ def train_claimed(run: Run) -> None:
     error, line = _ending(run, outcome, result.steps)
     run.end(outcome, error)
     RunLog.objects.create(run=run, line=line)
+    if outcome.saves_adapter:
+        queued = queue_end_of_run(run)
+        if queued is not None:
+            RunLog.objects.create(
+                run=run, line=f"evaluation {queued.pk} queued: base vs tuned on validation rows"
+            )
     if after_run_ended(run):
         RunLog.objects.create(run=run, line="dataset file deleted after training, as asked")
     reporter.push(force=True)

@@ -135,3 +135,17 @@ def preview_tokens(
         for i, label in zip(ids[:max_tokens], labels[:max_tokens], strict=True)
     ]
     return views, len(ids)
+
+
+def prompt_ids(
+    tokenizer: Any, record: Record, template: str = "model", custom_template: str = ""
+) -> list[int]:
+    """The tokens a model is given to write the record's last answer: every segment before
+    the last trained one, tokenized piece by piece exactly as in training (and as chat
+    renders the same messages)."""
+    segments = render_segments(tokenizer, record, template, custom_template)
+    last = max((i for i, (_, kind) in enumerate(segments) if kind != PROMPT), default=-1)
+    ids: list[int] = []
+    for text, _ in segments[: max(last, 0)]:
+        ids += _encode(tokenizer, text)
+    return ids

@@ -1,0 +1,98 @@
+"""Evaluations: a run's tuned model against its base on held-out examples, per example."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from slmlab.jobs import Job
+from training.models import Run
+
+
+def eval_file_path(instance: Evaluation, filename: str) -> str:
+    suffix = filename.rsplit(".", 1)[-1].lower()
+    return f"evaluations/u{instance.owner_id}/{uuid.uuid4().hex}.{suffix}"
+
+
+class Evaluation(Job):
+    """Base and tuned replies to a run's validation rows, scored, on a GPU worker."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="evaluations"
+    )
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="evaluations")
+    automatic = models.BooleanField(default=False, help_text=_("Started by the run's end"))
+    limit = models.PositiveIntegerField(default=100, help_text=_("Validation examples, at most"))
+    # An uploaded eval set instead of the dataset's validation rows, read with this DataSpec
+    # (its format and shape; the run's prompt template).
+    eval_file = models.FileField(upload_to=eval_file_path, max_length=300, blank=True)
+    eval_spec = models.JSONField(null=True, blank=True)
+    metrics = models.JSONField(default=list)
+    ignore_case = models.BooleanField(default=False)
+    regex = models.CharField(max_length=500, blank=True)
+    max_new_tokens = models.PositiveIntegerField(default=64)
+    temperature = models.FloatField(default=0.0)
+    top_p = models.FloatField(default=1.0)
+    seed = models.PositiveIntegerField(default=0)
+    phase = models.CharField(max_length=20, blank=True)
+    examples_done = models.PositiveIntegerField(default=0)
+    examples_total = models.PositiveIntegerField(default=0)
+    base_cached = models.BooleanField(default=False)
+    summary = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+
+    def __str__(self) -> str:
+        return f"evaluation {self.pk} of {self.run} ({self.status})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("evaluations:detail", args=[self.pk])
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        steps = 2 * self.examples_total  # base, then tuned
+        done = self.examples_done + (self.examples_total if self.phase != "base" else 0)
+        return min(100, round(100 * done / steps)) if steps else 0
+
+
+class EvalRow(models.Model):
+    """One example of an evaluation: its input, the expected output and both replies."""
+
+    evaluation = models.ForeignKey(Evaluation, on_delete=models.CASCADE, related_name="rows")
+    index = models.PositiveIntegerField()
+    prompt = models.TextField()
+    expected = models.TextField()
+    base_output = models.TextField()
+    tuned_output = models.TextField(blank=True)
+    base_scores = models.JSONField(default=dict)
+    tuned_scores = models.JSONField(null=True, blank=True)
+    changed = models.BooleanField(default=False)
+    worse = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [models.UniqueConstraint("evaluation", "index", name="eval_row_unique_index")]
+
+    def __str__(self) -> str:
+        return f"example {self.index} of evaluation {self.evaluation_id}"
+
+
+class BaseOutputs(models.Model):
+    """The base model's replies for one eval set and generation settings, reused by later
+    runs and evaluations; ``key`` hashes every input that decides them."""
+
+    key = models.CharField(max_length=64, unique=True)
+    outputs = models.JSONField()
+    losses = models.JSONField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    hits = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.key[:12]
