@@ -2,6 +2,7 @@
 
 import io
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.conf import settings
@@ -176,7 +177,10 @@ def test_the_export_list_websocket_follows_the_owner_only(finished_run, other_us
         connected, code, _ = websockets.connect(path, intruder)
         assert not connected and code == NOT_FOUND
 
-    export = create_export(finished_run, "adapter", enqueue=False)
+    # Created in a thread of its own: its push is sent at once (a transactional test), and
+    # the browser tests keep an event loop in this thread.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        export = pool.submit(create_export, finished_run, "adapter", enqueue=False).result()
     export.claim()
 
     def progress():
