@@ -13,6 +13,7 @@ import logging
 
 from exports import events, secrets
 from exports.models import Export, HubPush, HubToken
+from slmlab.jobs import JobStatus
 from training.engine.export.card import CardFacts, model_card
 from training.engine.models.store import DEFAULT_MODEL_NAME
 
@@ -41,8 +42,28 @@ def card_facts(push: HubPush) -> CardFacts:
         losses=list(run.metrics.values_list("loss", flat=True)),
         base_eval_loss=run.base_eval_loss,
         eval_loss=run.eval_loss,
+        evaluation=evaluation_facts(run),
         verification=export.verification,
     )
+
+
+def evaluation_facts(run) -> dict[str, str]:
+    """The run's newest finished evaluation (``evaluations``, by the reverse relation), one
+    line per metric: base and tuned scores with the paired test."""
+    latest = run.evaluations.filter(status=JobStatus.DONE).order_by("-finished").first()
+    if latest is None or not latest.summary.get("metrics"):
+        return {}
+    facts = {"validation examples": str(latest.summary.get("examples", 0))}
+    for metric in latest.summary["metrics"]:
+        text = f"base {metric['base']['mean']:.3g}"
+        if metric.get("tuned"):
+            text += f", tuned {metric['tuned']['mean']:.3g}"
+        test = metric.get("test")
+        if test:
+            significant = "significant" if test["significant"] else "not significant"
+            text += f" (p = {test['p_value']:.2g}, {significant})"
+        facts[metric["label"]] = text
+    return facts
 
 
 def _transport_error(exc: BaseException) -> bool:

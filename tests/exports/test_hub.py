@@ -45,6 +45,23 @@ def test_a_push_creates_the_repo_and_commits_the_files_with_a_model_card(
 ):
     fake_hub.add_token(TOKEN, "owner")
     save_hub_token(user, TOKEN)
+    from evaluations.models import Evaluation
+
+    summary = {
+        "examples": 24,
+        "metrics": [
+            {
+                "name": "valid_json",
+                "label": "valid JSON",
+                "base": {"mean": 0.04},
+                "tuned": {"mean": 0.96},
+                "test": {"p_value": 0.00001, "significant": True},
+            }
+        ],
+    }
+    Evaluation.objects.create(
+        owner=user, run=adapter_export.run, status=Evaluation.Status.DONE, summary=summary
+    )
     job = push(adapter_export, "owner/tiny-tuned", run_queued, django_capture_on_commit_callbacks)
     assert job.status == HubPush.Status.DONE, job.error
     assert job.url.endswith("/owner/tiny-tuned")
@@ -58,6 +75,8 @@ def test_a_push_creates_the_repo_and_commits_the_files_with_a_model_card(
     assert meta["base_model"] == "tiny" and meta["library_name"] == "peft"
     assert meta["datasets"] == ["data"] and "slmlab" in meta["tags"]
     assert "3 rows" in card and "```yaml" in card and "Intended use" in card
+    # The run's evaluation, base against tuned with the paired test.
+    assert "valid JSON: base 0.04, tuned 0.96 (p = 1e-05, significant)" in card
 
 
 @pytest.mark.parametrize(
