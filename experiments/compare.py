@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from experiments.scores import score_rows
 from slmlab.charts import overlay_chart
 from training.models import Run
 
@@ -79,6 +80,7 @@ class Comparison:
     eval_chart: dict
     diff: list[dict]
     results: list[dict]
+    scores: list[dict]
 
 
 RESULT_ROWS = (
@@ -115,4 +117,5 @@ def compare(runs: list[Run], smoothing: float) -> Comparison:
         eval_chart=overlay_chart(evals),
         diff=config_diff(runs),
         results=results,
+        scores=score_rows(runs),
     )

@@ -8,6 +8,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import DurationField, ExpressionWrapper, F, QuerySet
 from django.db.models.functions import Coalesce, Now
 
+from experiments.scores import with_evaluations
 from training.models import Run
 
 PER_PAGE = 25
@@ -85,7 +86,8 @@ def runs_for(project) -> QuerySet[Run]:
     took = ExpressionWrapper(
         Coalesce(F("finished"), Now()) - F("started"), output_field=DurationField()
     )
-    return project.runs.select_related("base_model", "dataset").annotate(duration=took)
+    runs = project.runs.select_related("base_model", "dataset").annotate(duration=took)
+    return with_evaluations(runs)
 
 
 def table_page(project, query: TableQuery) -> Page:

@@ -1,5 +1,7 @@
 from django import template
 
+from experiments import scores
+
 register = template.Library()
 
 
@@ -17,3 +19,9 @@ def page_link(query, number: int) -> str:
 @register.filter
 def item(values, index: int):
     return values[index]
+
+
+@register.filter
+def headline(run):
+    """The run's headline evaluation score (see experiments.scores.headline)."""
+    return scores.headline(run)

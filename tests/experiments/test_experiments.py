@@ -289,3 +289,62 @@ def test_anonymous_users_go_to_login(client, project, runs):
     for url in routes(project, runs[0], runs[1]) + extra:
         response = client.get(url)
         assert response.status_code == 302 and "/accounts/login/" in response["Location"], url
+
+
+# --- evaluation scores ---
+
+
+def evaluate(run, valid_json: tuple[float, float], rouge: float, finished_ago: int = 0):
+    from evaluations.models import Evaluation
+
+    summary = {
+        "examples": 20,
+        "metrics": [
+            {
+                "name": "rouge_l",
+                "label": "ROUGE-L F1",
+                "kind": "score",
+                "higher_is_better": True,
+                "base": {"mean": 0.1},
+                "tuned": {"mean": rouge},
+                "test": {"p_value": 0.01, "significant": True},
+            },
+            {
+                "name": "valid_json",
+                "label": "valid JSON",
+                "kind": "pass",
+                "higher_is_better": True,
+                "base": {"mean": valid_json[0]},
+                "tuned": {"mean": valid_json[1]},
+                "test": {"p_value": 0.001, "significant": True},
+            },
+        ],
+    }
+    return Evaluation.objects.create(
+        owner=run.owner,
+        run=run,
+        status="done",
+        summary=summary,
+        finished=timezone.now() - timedelta(minutes=finished_ago),
+    )
+
+
+def test_the_table_shows_each_runs_headline_evaluation(owner_client, project, runs):
+    alpha = runs[0]
+    evaluate(alpha, (0.05, 0.5), 0.3, finished_ago=10)  # older: not shown
+    evaluate(alpha, (0.05, 0.96), 0.7)
+    html = owner_client.get(reverse("experiments:table", args=[project.pk])).content.decode()
+    assert "valid JSON: 96%" in html and "base 5%" in html
+    assert "valid JSON: 50%" not in html
+
+
+def test_compare_puts_evaluation_scores_side_by_side(owner_client, runs):
+    alpha, bravo, charlie = runs
+    evaluate(alpha, (0.0, 0.9), 0.6)
+    evaluate(bravo, (0.0, 0.95), 0.5)
+    ids = f"{alpha.pk},{bravo.pk},{charlie.pk}"
+    response = owner_client.get(reverse("experiments:compare"), {"runs": ids})
+    rows = {row["label"]: row for row in response.context["comparison"].scores}
+    assert rows["valid JSON"]["values"] == [0.9, 0.95, None]  # charlie was not evaluated
+    assert rows["valid JSON"]["best"] == 0.95 and rows["ROUGE-L F1"]["best"] == 0.6
+    assert response.content.decode().count('data-testid="best-score"') == 2
