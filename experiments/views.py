@@ -81,7 +81,7 @@ def project_runs_json(request: HttpRequest, project_id: int) -> JsonResponse:
     return JsonResponse(documents.runs_document(runs, scope))
 
 
-@login_required
+@login_or_api_key
 def project_runs_csv(request: HttpRequest, project_id: int) -> StreamingHttpResponse:
     project = get_project_for_user(request, project_id)
     runs = project.runs.select_related("base_model", "dataset")
@@ -94,13 +94,13 @@ def user_runs_json(request: HttpRequest) -> JsonResponse:
     return JsonResponse(documents.runs_document(runs, {"scope": "user"}))
 
 
-@login_required
+@login_or_api_key
 def user_runs_csv(request: HttpRequest) -> StreamingHttpResponse:
     stamp = timezone.now().strftime("%Y%m%d")
     return _csv(_user_runs(request), f"slmlab-runs-{stamp}.csv")
 
 
-@login_required
+@login_or_api_key
 def run_csv(request: HttpRequest, run_id: int) -> StreamingHttpResponse:
     runs = _user_runs(request).filter(pk=run_id)
     if not runs.exists():

@@ -52,3 +52,21 @@ def test_another_users_key_gets_404(user, other_user) -> None:
         _get(reverse("experiments:project_json", args=[run.project.pk]), other_key).status_code
         == 404
     )
+
+
+def test_the_csv_documents_accept_the_owners_key_and_no_one_elses(user, other_user, owner_key):
+    run = make_run(make_project(owner=user), name="scripted")
+    urls = [
+        reverse("experiments:run_csv", args=[run.pk]),
+        reverse("experiments:project_csv", args=[run.project.pk]),
+        reverse("experiments:user_csv"),
+    ]
+    for url in urls:
+        response = _get(url, owner_key)
+        assert response.status_code == 200, url
+        assert b"scripted" in b"".join(response.streaming_content)
+    theirs = services.create_key(other_user, "theirs")[1]
+    assert _get(urls[0], theirs).status_code == 404
+    assert _get(urls[1], theirs).status_code == 404
+    assert b"scripted" not in b"".join(_get(urls[2], theirs).streaming_content)
+    assert _get(urls[0], "slm-wrong").status_code == 401
