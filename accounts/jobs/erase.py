@@ -45,5 +45,7 @@ def erase(user_id: int, wait_s: float = WAIT_FOR_RUNS_S, poll_s: float = 1.0) ->
 
 
 def user_folders(user: User) -> list[Path]:
-    media = Path(settings.MEDIA_ROOT)
-    return [path for path in media.glob(f"*/u{user.pk}") if path.is_dir()]
+    """Folders kept per user: datasets under MEDIA_ROOT, and the data directory's own
+    (trained tokenizers)."""
+    roots = {Path(settings.MEDIA_ROOT), Path(settings.DATA_DIR)}
+    return [path for root in roots for path in root.glob(f"*/u{user.pk}") if path.is_dir()]

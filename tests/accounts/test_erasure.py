@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.urls import reverse
 
@@ -78,7 +77,14 @@ def test_deleting_an_account_needs_the_password_and_keeps_everything_otherwise(
 
 
 def test_it_removes_every_row_and_file_of_the_user_and_nothing_of_others(
-    owner_client, user, other_user, lab_of_two, run_queued, django_capture_on_commit_callbacks
+    owner_client,
+    user,
+    other_user,
+    lab_of_two,
+    run_queued,
+    django_capture_on_commit_callbacks,
+    settings,
+    tmp_path,
 ):
     mine_before = files_under(settings.MEDIA_ROOT, settings.RUNS_DIR)
     theirs = {
@@ -88,6 +94,14 @@ def test_it_removes_every_row_and_file_of_the_user_and_nothing_of_others(
         or any(str(r.output_dir) in str(p) for r in lab_of_two[other_user.pk]["runs"])
     }
     assert theirs and mine_before - theirs  # both users have files
+
+    # A trained tokenizer's files live in the data directory, per user.
+    settings.DATA_DIR = tmp_path / "data"
+    tokenizer_folder = Path(settings.DATA_DIR) / "tokenizers" / f"u{user.pk}" / "1"
+    other_tokenizer = Path(settings.DATA_DIR) / "tokenizers" / f"u{other_user.pk}" / "2"
+    for folder in (tokenizer_folder, other_tokenizer):
+        folder.mkdir(parents=True)
+        (folder / "tokenizer.json").write_text("{}")
 
     with django_capture_on_commit_callbacks(execute=True):
         response = owner_client.post(reverse("lab_account:delete"), {"password": PASSWORD})
@@ -106,6 +120,7 @@ def test_it_removes_every_row_and_file_of_the_user_and_nothing_of_others(
     # Walking the data directory: only the other user's files are left, all of them.
     assert files_under(settings.MEDIA_ROOT, settings.RUNS_DIR) == theirs
     assert not any(Path(settings.MEDIA_ROOT).glob(f"*/u{user.pk}"))
+    assert not tokenizer_folder.exists() and other_tokenizer.exists()
     for run in lab_of_two[user.pk]["runs"]:
         assert not run.output_dir.exists()
     # The other user is untouched.
