@@ -7,15 +7,7 @@ import io
 from collections.abc import Iterator
 
 from evaluations.models import Evaluation
-
-# A cell starting with one of these is read as a formula by spreadsheet programs.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(cell: object) -> object:
-    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
-        return "'" + cell
-    return cell
+from slmlab.csvsafe import safe_cell
 
 
 def csv_chunks(evaluation: Evaluation) -> Iterator[bytes]:
@@ -34,7 +26,7 @@ def _chunks(names: list[str], rows: list) -> Iterator[bytes]:
         tuned = row.tuned_scores or {}
         cells = [row.index, row.prompt, row.expected, row.base_output, row.tuned_output]
         cells += [row.base_scores.get(n) for n in names] + [tuned.get(n) for n in names]
-        writer.writerow([neutralise(c) for c in cells])
+        writer.writerow([safe_cell(c) for c in cells])
         if buffer.tell() > 64 * 1024:
             yield buffer.getvalue().encode()
             buffer.seek(0)

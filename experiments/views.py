@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from experiments import documents, table
 from experiments.compare import SMOOTHING_CHOICES, CompareError, compare, parse_run_ids
-from experiments.csvsafe import csv_lines
 from playground.access import login_or_api_key
 from projects.access import get_project_for_user
+from slmlab.csvsafe import csv_lines
 from training.models import Run
 
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from experiments.compare import CompareError, config_diff, parse_run_ids, smooth
-from experiments.csvsafe import safe_cell
+from slmlab.csvsafe import safe_cell
 from tests.factories import make_base_model, make_project, make_run
 from tests.schemas import validate_run, validate_runs
 from training.models import Run, RunMetric
