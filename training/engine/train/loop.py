@@ -326,7 +326,10 @@ class Trainer:
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
-                self._back_off(exc)
+                reason = f"{type(exc).__name__}: {exc}"
+            # Out of the except block: the failed attempt's tensors, which its traceback
+            # held, are freed before the next one.
+            self._back_off(reason)
 
     def _train_window(self, window: list[list[Example]]) -> Outcome | None:
         batches = [
@@ -357,7 +360,7 @@ class Trainer:
         self.report(sum(count_real(b) for b in batches), grad_norm)
         return None
 
-    def _back_off(self, error: BaseException) -> None:
+    def _back_off(self, reason: str) -> None:
         """Forget the failed window's gradients and halve the micro-batch, or give up."""
         self.optimizer.zero_grad(set_to_none=True)
         self.clock.tokens = self.window_start.tokens
@@ -374,7 +377,7 @@ class Trainer:
                 f"out of memory at step {self.step + 1} even with micro-batches of one "
                 f"example (peak {peak:.0f} MB of RAM{gpu}): lower the sequence length, "
                 "quantize to 4-bit, use a smaller model or a worker with more memory"
-            ) from error
+            )
         self.split *= 2
         smaller = math.ceil(self.config.batch_size / self.split)
         self.hooks.log(
