@@ -18,6 +18,7 @@ from playground import relay
 from playground.models import Generation
 from training.engine.inference.cache import ModelCache
 from training.engine.inference.chat import encode_prompt
+from training.engine.inference.cores import use_free_cores
 from training.engine.inference.stream import Sampling, SamplingError, TokenStream
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ def _stream(generation: Generation) -> TokenStream:
     run = generation.run
     adapter_dir = run.adapter_dir if run is not None else None
     with model_cache().lease(Path(generation.base_model.path), adapter_dir) as (model, tokenizer):
+        if model.device.type == "cpu":
+            use_free_cores()
         stream = TokenStream(
             model,
             tokenizer,
@@ -53,9 +56,9 @@ def _stream(generation: Generation) -> TokenStream:
             cancelled=lambda: relay.is_cancelled(generation.pk),
         )
         for text in stream:
+            relay.publish_token(generation.pk, text)  # the client first, then the record
             if not generation.first_token:
                 generation.mark_first_token()
-            relay.publish_token(generation.pk, text)
     return stream
 
 

@@ -54,6 +54,8 @@ class ServingLab:
             SLMLAB_DATA_DIR=str(data_dir),
             REDIS_URL=redis_url,
             SLMLAB_API_RATE_LIMIT="0",
+            dramatiq_queue_prefetch="1",
+            dramatiq_worker_timeout="100",  # as ./lab start and compose run workers
             HF_HUB_OFFLINE="1",
             PYTHONUNBUFFERED="1",
         )

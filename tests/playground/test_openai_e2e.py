@@ -3,6 +3,8 @@ Redis and a Dramatiq worker answering with the bundled model and a tuned run."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import openai
 import pytest
 
@@ -150,3 +152,26 @@ def test_a_client_that_disconnects_mid_stream_stops_the_worker(lab) -> None:
     )
     assert row["status"] == "cancelled" and row["finish_reason"] == "cancelled"
     assert 3 <= row["completion_tokens"] < 1000
+
+
+def test_concurrent_streamed_clients_all_get_their_whole_answer(lab) -> None:
+    api = client(lab)
+
+    def ask(model: str) -> tuple[str, str, str]:
+        stream = api.chat.completions.create(
+            model=model, messages=HELLO, max_tokens=6, temperature=0, stream=True
+        )
+        chunks = list(stream)
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        return chunks[0].id, text, chunks[-1].choices[0].finish_reason
+
+    models = [lab.run_model, lab.base_name, lab.run_model]
+    with ThreadPoolExecutor(len(models)) as pool:
+        answers = list(pool.map(ask, models))
+
+    assert len({answer_id for answer_id, _, _ in answers}) == len(models)
+    assert all(finish in ("stop", "length") for _, _, finish in answers)
+    assert answers[0][1] == answers[2][1]  # greedy: the same question, the same answer
+    for answer_id, text, _ in answers:
+        row = lab.generation(generation_id(answer_id))
+        assert row["status"] == "done" and row["output"] == text
