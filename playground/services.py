@@ -108,6 +108,9 @@ def check_sampling(sampling: dict, target: Target) -> dict:
     if unknown:
         name = sorted(unknown)[0]
         raise InvalidRequest(name, _("Unknown sampling setting: %(name)s.") % {"name": name})
+    seed = sampling.get("seed")
+    if seed is not None and (type(seed) is not int or not 0 <= seed < 2**63):
+        raise InvalidRequest("seed", _("seed must be a whole number from 0 to 2^63 - 1."))
     try:
         checked = Sampling(**sampling)
     except SamplingError as exc:

@@ -63,6 +63,8 @@ def test_start_generation_saves_the_request_and_queues_it_after_commit(
         ({"messages": HELLO, "sampling": {"max_new_tokens": 2048}}, "max_tokens"),
         ({"messages": HELLO, "sampling": {"max_new_tokens": 0}}, "max_tokens"),
         ({"messages": HELLO, "sampling": {"stop": ["a"] * 5}}, "stop"),
+        ({"messages": HELLO, "sampling": {"seed": "x"}}, "seed"),
+        ({"messages": HELLO, "sampling": {"beams": 2}}, "beams"),
     ],
 )
 def test_bad_requests_name_the_parameter_and_save_nothing(user, broker, kwargs, param) -> None:
