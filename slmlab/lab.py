@@ -195,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="slmlab.settings", PYTHONUNBUFFERED="1")
     # A GPU worker holds one message at a time, so a queued run waits where any worker can take it.
     env.setdefault("dramatiq_queue_prefetch", "1")
+    # An idle worker polls its queues with a backoff up to this many ms (Dramatiq's
+    # default is 1000): a Playground or /v1 answer waited up to a second before a worker
+    # even saw it. Ten polls a second per queue are nothing to Redis.
+    env.setdefault("dramatiq_worker_timeout", "100")
     data_dir = Path(env.get("SLMLAB_DATA_DIR", ROOT / "data")).resolve()
     env["SLMLAB_DATA_DIR"] = str(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
