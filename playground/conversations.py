@@ -84,5 +84,11 @@ def stop(conversation: Conversation) -> None:
 
 
 def delete(conversation: Conversation) -> None:
+    """The conversation and its generations (they hold its messages); a worker still
+    writing one stops at its next token."""
     stop(conversation)
-    conversation.delete()
+    with transaction.atomic():
+        generations = Generation.objects.filter(answer__turn__conversation=conversation)
+        ids = list(generations.values_list("pk", flat=True))
+        conversation.delete()
+        Generation.objects.filter(pk__in=ids).delete()

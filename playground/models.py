@@ -14,6 +14,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from slmlab.jobs import Job, JobStatus
+
 KEY_PREFIX = "slm-"
 
 
@@ -53,6 +55,87 @@ class ApiKey(models.Model):
             revoked=timezone.now()
         )
         return bool(done)
+
+
+class Generation(Job):
+    """One answer generated on a worker, for the Playground or the /v1 API.
+
+    The web process creates the row (``services.start_generation``) and relays the
+    worker's tokens (``relay``); the row keeps the request, the whole output, why it
+    ended and its timings (``created`` is when it was queued).
+    """
+
+    class Kind(models.TextChoices):
+        CHAT = "chat", _("chat")
+        COMPLETION = "completion", _("completion")
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="generations"
+    )
+    # The id the caller asked for: a store model's name, or run-<id>.
+    model_id = models.CharField(max_length=200)
+    # The base to load, and the run whose adapter goes on it (None: the base alone).
+    base_model = models.ForeignKey(
+        "projects.BaseModel", on_delete=models.CASCADE, related_name="generations"
+    )
+    run = models.ForeignKey(
+        "training.Run", on_delete=models.CASCADE, null=True, blank=True, related_name="generations"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CHAT)
+    messages = models.JSONField(default=list, blank=True)
+    prompt = models.TextField(blank=True)
+    # training.engine.inference.sampling.Sampling's fields.
+    sampling = models.JSONField(default=dict)
+    output = models.TextField(blank=True)
+    finish_reason = models.CharField(max_length=20, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    first_token = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.model_id} #{self.pk}"
+
+    def mark_first_token(self) -> bool:
+        return self._move(
+            [JobStatus.RUNNING], where={"first_token__isnull": True}, first_token=timezone.now()
+        )
+
+    def finish(  # type: ignore[override]
+        self, *, output: str, finish_reason: str, prompt_tokens: int, completion_tokens: int
+    ) -> bool:
+        """running → done, or cancelled when the client went away mid-answer (the partial
+        output and its token count are kept either way)."""
+        status = JobStatus.CANCELLED if finish_reason == "cancelled" else JobStatus.DONE
+        return self._move(
+            [JobStatus.RUNNING],
+            status=status,
+            finished=timezone.now(),
+            output=output,
+            finish_reason=finish_reason,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+        )
+
+    def withdraw(self) -> bool:
+        """queued → cancelled, before a worker took it; a running generation stops
+        through the relay's cancel flag instead, and its worker records the end."""
+        return self._move(
+            [JobStatus.QUEUED],
+            status=JobStatus.CANCELLED,
+            finish_reason="cancelled",
+            finished=timezone.now(),
+        )
+
+    @property
+    def usage(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
 
 
 MAX_COLUMNS = 4
@@ -145,6 +228,7 @@ class Answer(models.Model):
     model_id = models.CharField(max_length=200)
     # What the column header says (a run's name, a store model's name), as it was then.
     label = models.CharField(max_length=300)
+    generation = models.OneToOneField(Generation, on_delete=models.CASCADE, related_name="answer")
 
     class Meta:
         ordering = ["turn", "column"]

@@ -132,6 +132,9 @@ AUTHENTICATION_BACKENDS = [
 SLMLAB_SIGNUP_OPEN = env_bool("SLMLAB_SIGNUP_OPEN", True)
 # Requests per minute one API key may make to /v1 (0: no limit).
 SLMLAB_API_RATE_LIMIT = env_int("SLMLAB_API_RATE_LIMIT", 60, minimum=0)
+# Memory a worker may keep loaded models in for the Playground and /v1 (weights of the
+# bases it keeps, least recently used out first; the model in use always stays).
+SLMLAB_MODEL_CACHE_MB = env_int("SLMLAB_MODEL_CACHE_MB", 4096, minimum=1)
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
