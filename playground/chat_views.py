@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from playground import conversations
+from playground import conversations, services
 from playground.forms import MessageForm, SettingsForm, TitleForm
 from playground.models import Conversation
 from slmlab.htmx import redirect
@@ -25,6 +25,26 @@ from slmlab.htmx import redirect
 
 def _get_conversation_for_user(request: HttpRequest, conversation_id: int) -> Conversation:
     return get_object_or_404(Conversation, pk=conversation_id, owner=request.user)
+
+
+# The serving core's names for the parameters it refuses, as the form's fields.
+REFUSED = (services.InvalidRequest, services.UnknownModel)
+FIELD_OF_PARAM = {"max_tokens": "max_new_tokens"}
+
+
+def _refused(exc: Exception, settings_form: SettingsForm, message_form: MessageForm) -> None:
+    """What the serving core refused, next to the field at fault (the form checks the
+    same rules first, so this is for what changed in between: a deleted run, say)."""
+    if isinstance(exc, services.UnknownModel):
+        settings_form.add_error(
+            None, _("The model %(id)s is no longer available.") % {"id": exc.model_id}
+        )
+        return
+    field = FIELD_OF_PARAM.get(exc.param, exc.param)
+    if exc.param.startswith("messages"):
+        message_form.add_error("content", exc.message)
+    else:
+        settings_form.add_error(field if field in settings_form.fields else None, exc.message)
 
 
 def _preselected(request: HttpRequest) -> dict:
@@ -43,10 +63,14 @@ def playground(request: HttpRequest) -> HttpResponse:
         settings_form = SettingsForm(request.POST, user=request.user)
         message_form = MessageForm(request.POST)
         if settings_form.is_valid() and message_form.is_valid():
-            conversation = conversations.start(
-                request.user, settings_form.settings(), message_form.cleaned_data["content"]
-            )
-            return redirect(request, conversation.get_absolute_url())
+            try:
+                conversation = conversations.start(
+                    request.user, settings_form.settings(), message_form.cleaned_data["content"]
+                )
+            except REFUSED as exc:
+                _refused(exc, settings_form, message_form)
+            else:
+                return redirect(request, conversation.get_absolute_url())
     context = {
         "settings_form": settings_form,
         "message_form": message_form,
@@ -100,12 +124,17 @@ def send(request: HttpRequest, conversation_id: int) -> HttpResponse:
     )
     message_form = MessageForm(request.POST)
     if settings_form.is_valid() and message_form.is_valid():
-        conversations.update_settings(conversation, settings_form.settings())
-        conversations.send(conversation, message_form.cleaned_data["content"])
-        if not request.htmx:
-            return redirect(request, conversation.get_absolute_url())
-        context = _conversation_context(conversation)
-        return render(request, "playground/conversation.html#after_send", context)
+        try:
+            conversations.send(
+                conversation, message_form.cleaned_data["content"], settings_form.settings()
+            )
+        except REFUSED as exc:
+            _refused(exc, settings_form, message_form)
+        else:
+            if not request.htmx:
+                return redirect(request, conversation.get_absolute_url())
+            context = _conversation_context(conversation)
+            return render(request, "playground/conversation.html#after_send", context)
     context = _conversation_context(conversation, settings_form, message_form)
     if not request.htmx:
         return render(request, "playground/conversation.html", context)
@@ -120,7 +149,8 @@ def stop(request: HttpRequest, conversation_id: int) -> HttpResponse:
     conversations.stop(conversation)
     if not request.htmx:
         return redirect(request, conversation.get_absolute_url())
-    return render(request, "playground/conversation.html#turns", _conversation_context(conversation))
+    context = _conversation_context(conversation)
+    return render(request, "playground/conversation.html#turns", context)
 
 
 @login_required

@@ -95,9 +95,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         while not await self._stream(answer_id, generation_id):
             if await database_sync_to_async(self._is_final)(generation_id):
                 break
-        answer = await database_sync_to_async(
-            Answer.objects.select_related("generation").get
-        )(pk=answer_id)
+        answer = await database_sync_to_async(Answer.objects.select_related("generation").get)(
+            pk=answer_id
+        )
         await self.send(text_data=events.render_answer(answer))
 
     async def _stream(self, answer_id: int, generation_id: int) -> bool:

@@ -22,7 +22,8 @@ def _title_from(content: str) -> str:
 
 
 def start(user, settings: dict, content: str) -> Conversation:
-    """A new conversation with these settings, its first message sent."""
+    """A new conversation with these settings, its first message sent (or nothing
+    saved, when the serving core refuses the request)."""
     with transaction.atomic():
         conversation = Conversation.objects.create(
             owner=user, title=_title_from(content), **settings
@@ -31,7 +32,7 @@ def start(user, settings: dict, content: str) -> Conversation:
     return conversation
 
 
-def update_settings(conversation: Conversation, settings: dict) -> None:
+def _apply_settings(conversation: Conversation, settings: dict) -> None:
     """Settings for the next message; the models only while nothing was sent."""
     if conversation.turns.exists():
         settings = {k: v for k, v in settings.items() if k != "model_ids"}
@@ -40,10 +41,14 @@ def update_settings(conversation: Conversation, settings: dict) -> None:
     conversation.save(update_fields=[*settings, "updated"])
 
 
-def send(conversation: Conversation, content: str) -> Turn:
-    """The message, answered by every column's model with that column's history."""
+def send(conversation: Conversation, content: str, settings: dict | None = None) -> Turn:
+    """The message, answered by every column's model with that column's history, with
+    ``settings`` (the form's) saved first. Raises the serving core's InvalidRequest or
+    UnknownModel, with nothing saved."""
     labels = {model_id: label for model_id, label, _context in model_options(conversation.owner)}
     with transaction.atomic():
+        if settings:
+            _apply_settings(conversation, settings)
         histories = [conversation.history(c) for c in range(len(conversation.model_ids))]
         turn = Turn.objects.create(conversation=conversation, content=content)
         for column, model_id in enumerate(conversation.model_ids):

@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from playground.models import MAX_COLUMNS, Conversation
+from playground.services import RUN_PREFIX, tuned_runs
 from projects.models import BaseModel
 from training.engine.inference.sampling import (
     MAX_NEW_TOKENS,
@@ -11,9 +12,6 @@ from training.engine.inference.sampling import (
     Sampling,
     SamplingError,
 )
-from training.models import Run
-
-RUN_PREFIX = "run-"
 
 
 class ApiKeyForm(forms.Form):
@@ -24,16 +22,11 @@ class ApiKeyForm(forms.Form):
     )
 
 
-def _run_models(user) -> list[Run]:
-    runs = Run.objects.filter(owner=user, status__in=[Run.Status.COMPLETED, Run.Status.TIMED_OUT])
-    return [run for run in runs.select_related("base_model") if run.has_adapter]
-
-
 def model_options(user) -> list[tuple[str, str, int]]:
     """(model id, label, context length) for every model ``user`` may chat with: the
     store's models, then the user's runs that saved an adapter (newest first)."""
     options = [(m.name, m.name, m.context_length) for m in BaseModel.objects.order_by("name")]
-    for run in _run_models(user):
+    for run in tuned_runs(user):
         label = _("%(run)s (tuned %(base)s)") % {"run": run.name, "base": run.base_model.name}
         options.append((f"{RUN_PREFIX}{run.pk}", label, run.base_model.context_length))
     return options
@@ -80,6 +73,10 @@ class SettingsForm(forms.Form):
         self.context_of = {model_id: context for model_id, _label, context in self.options}
         self.label_of = {model_id: label for model_id, label, _context in self.options}
         choices = [(model_id, label) for model_id, label, _context in self.options]
+        if models_fixed:  # a model gone since (a deleted run) still names its column
+            initial = kwargs.get("initial") or {}
+            gone = [initial.get(f"model_{n + 1}") for n in range(MAX_COLUMNS)]
+            choices += [(m, m) for m in gone if m and m not in self.context_of]
         for column in range(MAX_COLUMNS):
             self.fields[f"model_{column + 1}"] = forms.ChoiceField(
                 label=_("Model %(n)d") % {"n": column + 1},
