@@ -175,9 +175,7 @@ def test_stop_withdraws_the_answers_still_waiting(owner_client, run, base, htmx_
     done = Answer.objects.get(column=0)
     finish(done, "finished")
 
-    response = owner_client.post(
-        reverse("playground:stop", args=[conversation.pk]), **htmx_headers
-    )
+    response = owner_client.post(reverse("playground:stop", args=[conversation.pk]), **htmx_headers)
 
     assert response.status_code == 200 and 'id="turns"' in response.content.decode()
     statuses = dict(Answer.objects.values_list("column", "generation__status"))
