@@ -32,6 +32,7 @@ CHECK_EVERY_S = 10.0
 
 class ConversationConsumer(AsyncWebsocketConsumer):
     group: str | None = None
+    closed = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -68,6 +69,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         # The answers go on being written (and saved) without a page to show them.
+        # A cancel that lands while the relay's Redis connection is being opened can
+        # be swallowed there (redis-py), so the tasks also look at this flag.
+        self.closed = True
         for task in getattr(self, "following", {}).values():
             task.cancel()
         if self.group:
@@ -93,8 +97,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def _relay(self, answer_id: int, generation_id: int) -> None:
         while not await self._stream(answer_id, generation_id):
-            if await database_sync_to_async(self._is_final)(generation_id):
+            if self.closed or await database_sync_to_async(self._is_final)(generation_id):
                 break
+        if self.closed:
+            return
         answer = await database_sync_to_async(Answer.objects.select_related("generation").get)(
             pk=answer_id
         )
@@ -106,6 +112,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         text, pushed, last_push = "", "", 0.0
         try:
             async for event in relay.listen(generation_id, timeout=CHECK_EVERY_S):
+                if self.closed:
+                    return False
                 if event["type"] != "token":
                     return True
                 text += event["text"]
