@@ -20,47 +20,44 @@ from playground import ratelimit, services
 from projects.models import BaseModel
 from training.models import Run
 
-RUN_PREFIX = "run-"
-
 
 def error(status: int, message: str, type_: str, code: str | None = None, param=None):
     body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
     return JsonResponse(body, status=status)
 
 
+def authorize(request: HttpRequest) -> HttpResponse | None:
+    """Authenticate the request's API key and count it against its rate limit: None when
+    it may go on (``request.user`` is the key's owner), else the error response."""
+    key = services.bearer_key(request)
+    if key is None:
+        return error(
+            401,
+            _("Incorrect or missing API key. Create one on your account's API keys page."),
+            "invalid_request_error",
+            "invalid_api_key",
+        )
+    if not ratelimit.allow(key.digest):
+        response = error(
+            429,
+            _("Rate limit reached for this API key: at most %(n)d requests a minute.")
+            % {"n": settings.SLMLAB_API_RATE_LIMIT},
+            "requests",
+            "rate_limit_exceeded",
+        )
+        response["Retry-After"] = str(ratelimit.WINDOW_S)
+        return response
+    request.user = key.owner
+    request.api_key = key
+    return None
+
+
 def api_key_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        key = services.bearer_key(request)
-        if key is None:
-            return error(
-                401,
-                _("Incorrect or missing API key. Create one on your account's API keys page."),
-                "invalid_request_error",
-                "invalid_api_key",
-            )
-        if not ratelimit.allow(key.digest):
-            response = error(
-                429,
-                _("Rate limit reached for this API key: at most %(n)d requests a minute.")
-                % {"n": settings.SLMLAB_API_RATE_LIMIT},
-                "requests",
-                "rate_limit_exceeded",
-            )
-            response["Retry-After"] = str(ratelimit.WINDOW_S)
-            return response
-        request.user = key.owner
-        request.api_key = key
-        return view(request, *args, **kwargs)
+        return authorize(request) or view(request, *args, **kwargs)
 
     return wrapper
-
-
-def _run_models(user):
-    runs = Run.objects.filter(
-        owner=user, status__in=[Run.Status.COMPLETED, Run.Status.TIMED_OUT]
-    ).select_related("base_model")
-    return [run for run in runs if run.has_adapter]
 
 
 def _store_entry(model: BaseModel) -> dict:
@@ -71,7 +68,7 @@ def _store_entry(model: BaseModel) -> dict:
 def _run_entry(run: Run) -> dict:
     created = int((run.finished or run.created).timestamp())
     return {
-        "id": f"{RUN_PREFIX}{run.pk}",
+        "id": f"{services.RUN_PREFIX}{run.pk}",
         "object": "model",
         "created": created,
         "owned_by": "user",
@@ -80,11 +77,10 @@ def _run_entry(run: Run) -> dict:
 
 def model_entry(user, model_id: str) -> dict | None:
     """The caller's model with this id, or None (also for another user's run)."""
-    if model_id.startswith(RUN_PREFIX) and model_id[len(RUN_PREFIX) :].isdigit():
-        run = next((r for r in _run_models(user) if r.pk == int(model_id[len(RUN_PREFIX) :])), None)
-        return _run_entry(run) if run else None
-    model = BaseModel.objects.filter(name=model_id).first()
-    return _store_entry(model) if model else None
+    target = services.resolve_model(user, model_id)
+    if target is None:
+        return None
+    return _run_entry(target.run) if target.run else _store_entry(target.base_model)
 
 
 def model_not_found(model_id: str) -> JsonResponse:
@@ -101,7 +97,7 @@ def model_not_found(model_id: str) -> JsonResponse:
 @api_key_required
 def models(request: HttpRequest) -> JsonResponse:
     data = [_store_entry(m) for m in BaseModel.objects.order_by("name")]
-    data += [_run_entry(r) for r in _run_models(request.user)]
+    data += [_run_entry(r) for r in services.tuned_runs(request.user)]
     return JsonResponse({"object": "list", "data": data})
 
 
