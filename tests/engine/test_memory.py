@@ -8,6 +8,7 @@ from training.engine.config import RunConfig
 from training.engine.models.catalog import CATALOG, get_model
 from training.engine.models.memory import (
     EIGHT_GB_MB,
+    SAFETY_MARGIN,
     MemorySettings,
     estimate_memory,
     fits,
@@ -84,11 +85,13 @@ def test_it_adds_the_cuda_context_on_a_gpu() -> None:
     assert set(cuda.breakdown()) >= {"weights_mb", "activations_mb", "logits_mb", "total_mb"}
 
 
-def test_it_says_whether_a_run_fits() -> None:
+def test_it_says_whether_a_run_fits_keeping_the_safety_margin() -> None:
     estimate = estimate_memory(SMOL, MemorySettings())
-    assert fits(estimate, estimate.total_mb + 100) == (True, pytest.approx(100))
-    ok, headroom = fits(estimate, estimate.total_mb / 2)
+    room = (estimate.total_mb + 100) / (1 - SAFETY_MARGIN)
+    assert fits(estimate, room) == (True, pytest.approx(100))
+    ok, headroom = fits(estimate, estimate.total_mb + 1)  # fits the device, not the margin
     assert not ok and headroom < 0
+    assert fits(estimate, estimate.total_mb + 1, margin=0)[0]
 
 
 @pytest.mark.parametrize("model", CATALOG, ids=lambda m: m.key)
