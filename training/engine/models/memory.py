@@ -576,9 +576,7 @@ def recommend(
     reasons.append(
         ("autocast", "auto: bf16 where the device has it natively, else fp32 (no loss scaling)")
     )
-    reasons.append(
-        ("warmup_ratio", "3% warmup with a cosine decay: Adam's first steps stay small")
-    )
+    reasons.append(("warmup_ratio", "3% warmup with a cosine decay: Adam's first steps stay small"))
     if not fitted:
         reasons.append(
             ("quantization", f"even the smallest setting needs about {est.total_mb:,.0f} MB; "

@@ -234,14 +234,11 @@ def build_optimizer(params: list[torch.nn.Parameter], config: RunConfig) -> torc
 
         import bitsandbytes as bnb
 
+        # Off CUDA bitsandbytes pages nothing and warns on every tensor's first step;
+        # the run log says it once (see Trainer.__init__).
+        warnings.filterwarnings("ignore", "Paged optimizers are not supported", UserWarning)
         optimizer_class = getattr(bnb.optim, BNB_OPTIMIZER_CLASSES[config.optimizer])
-        with warnings.catch_warnings():
-            # Off CUDA bitsandbytes pages nothing and says so on every tensor; the run
-            # log says it once (see Trainer.__init__).
-            warnings.filterwarnings("ignore", "Paged optimizers are not supported")
-            return optimizer_class(
-                params, lr=config.learning_rate, weight_decay=config.weight_decay
-            )
+        return optimizer_class(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     # fused: one kernel for all LoRA tensors instead of a dozen small ops per tensor.
     return torch.optim.AdamW(
         params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
@@ -539,7 +536,8 @@ class Trainer:
         """Adapter, optimizer, scheduler and RNG as they were at ``at`` (a step boundary)."""
 
         def write_files(folder: Path) -> None:
-            self.model.save_pretrained(folder)  # peft: adapter weights and config only
+            # peft: adapter weights and config only (the base embeddings never change here)
+            self.model.save_pretrained(folder, save_embedding_layers=False)
             torch.save(self.optimizer.state_dict(), folder / "optimizer.pt")
             torch.save(self.scheduler.state_dict(), folder / "scheduler.pt")
             torch.save(at.rng, folder / "rng.pt")
@@ -597,7 +595,7 @@ class Trainer:
         adapter_dir: Path | None = None
         if outcome.saves_adapter:
             adapter_dir = output_dir / "adapter"
-            self.model.save_pretrained(adapter_dir)
+            self.model.save_pretrained(adapter_dir, save_embedding_layers=False)
             self.tokenizer.save_pretrained(adapter_dir)
             self.hooks.log("adapter saved")
         elif outcome == Outcome.CANCELLED:
