@@ -263,3 +263,15 @@ def test_advanced_settings_round_trip_through_run_yaml(owner_client, project, mo
     assert '<option value="adamw8bit" selected>' in page
     assert re.search(r'name="use_dora"[^>]* checked', page)
     assert 'name="warmup_steps" value="7"' in page
+
+
+def test_the_run_page_says_what_precision_the_worker_picked(owner_client, project, model):
+    from tests.factories import make_run
+    from training.models import RunLog
+
+    run = make_run(project=project)
+    RunLog.objects.create(
+        run=run, line="precision: bf16 (auto: NVIDIA H100 computes bf16 natively)"
+    )
+    page = owner_client.get(run.get_absolute_url()).content.decode()
+    assert 'data-testid="precision">bf16 (auto: NVIDIA H100 computes bf16 natively)<' in page
