@@ -13,6 +13,7 @@ import gc
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ import torch
 from training.engine.config import ConfigError, RunConfig
 from training.engine.data.pipeline import examples_for_run, records_for_run
 from training.engine.data.tokenize import Example
-from training.engine.devices import DeviceReport, check_support, resolve_precision
+from training.engine.devices import DeviceReport, Precision, check_support, resolve_precision
 from training.engine.evaluate.loss import evaluation_loss
 from training.engine.models import store
 from training.engine.train import checkpoint, hardware, speed, threads
@@ -112,7 +113,7 @@ def train(
 
     hooks.log("reading the dataset…")
     records, validation = records_for_run(config)
-    hooks.log(f"loading the model ({config.quantization}) on {report.label}…")
+    hooks.log(f"loading the model ({config.quantization}) on {device}: {report.name}…")
     compute_dtype = config.resolved_compute_dtype(device == "cuda", report.bf16)
     model, tokenizer = store.load_model_and_tokenizer(
         Path(config.model_dir),
@@ -143,7 +144,7 @@ def train(
     return trainer.run()
 
 
-def check_device(config: RunConfig, device: DeviceReport):
+def check_device(config: RunConfig, device: DeviceReport) -> Precision:
     """The run's precision on ``device``; :class:`ConfigError` for a setting it cannot run
     (the form refuses these first, from the worker's report; this is the worker's word)."""
     errors = check_support(config, device)
@@ -230,8 +231,6 @@ def build_optimizer(params: list[torch.nn.Parameter], config: RunConfig) -> torc
             params, lr=config.learning_rate, momentum=0.9, weight_decay=config.weight_decay
         )
     if config.optimizer in BNB_OPTIMIZER_CLASSES:
-        import warnings
-
         import bitsandbytes as bnb
 
         # Off CUDA bitsandbytes pages nothing and warns on every tensor's first step;
