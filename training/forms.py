@@ -6,9 +6,10 @@ from django.utils.translation import gettext_lazy as _
 from projects.models import BaseModel, Dataset, Project
 from training.capacity import (
     Capacity,
+    Device,
     capacity_for,
     expected_disk_bytes,
-    target_device,
+    this_machine,
     worker_classes,
 )
 from training.engine.config import ConfigError, RunConfig
@@ -262,12 +263,10 @@ class RunForm(forms.Form):
         self.capacity: Capacity | None = None
         # A dataset whose file was deleted after training can be looked at, not trained on.
         self.fields["dataset"].queryset = project.datasets.filter(file_deleted_at=None)
-        self.worker_classes = worker_classes()
-        default_device = target_device()
-        self.fields["device"].choices = [(d.key, d.label) for d in self.worker_classes] or [
-            (default_device.key, default_device.label)
-        ]
-        self.fields["device"].initial = default_device.key
+        # The live workers' devices, largest first; this machine's before any reported.
+        self.devices = worker_classes() or [this_machine()]
+        self.fields["device"].choices = [(d.key, d.label) for d in self.devices]
+        self.fields["device"].initial = self.devices[0].key
         for name, term in GLOSSARY.items():
             self.fields[name].glossary = f"{GLOSSARY_URL}#{term}"
         if not self.is_bound:
@@ -365,10 +364,10 @@ class RunForm(forms.Form):
         """An Advanced setting was refused: the section opens to show why."""
         return self.is_bound and any(name in self.errors for name in ADVANCED_FIELDS)
 
-    def chosen_device(self):
+    def chosen_device(self) -> Device:
         """The worker class the form's estimate and device checks are for."""
         key = self.cleaned_data.get("device") if hasattr(self, "cleaned_data") else None
-        return target_device(key or self.fields["device"].initial)
+        return next((d for d in self.devices if d.key == key), self.devices[0])
 
     def initial_capacity(self) -> Capacity | None:
         """The estimate for the form's initial values (the page before any change)."""
