@@ -40,8 +40,8 @@ def _estimates(
 
     lora, qlora = estimate("none"), estimate("4bit")
     # Inference holds the weights and the runtime, none of the training state, and
-    # chat runs no autocast (no bf16 copy of the weights).
-    plain = estimate("none", autocast="float32")
+    # chat runs no CPU autocast (no bf16 copy of the weights); a GPU keeps its bf16.
+    plain = estimate("none", autocast="float32" if device == "cpu" else "auto")
     inference = plain.weights_mb + plain.unquantized_mb + plain.overhead_mb + plain.checkpoint_mb
     return inference, lora.total_mb, qlora.total_mb
 

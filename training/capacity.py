@@ -6,10 +6,20 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 import psutil
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from projects.models import BaseModel
+from training.engine.devices import DeviceReport, training_device
 from training.engine.models.arch import read_model_facts
-from training.engine.models.memory import MemoryEstimate, MemorySettings, estimate_memory, fits
+from training.engine.models.memory import (
+    SAFETY_MARGIN,
+    MemoryEstimate,
+    MemorySettings,
+    estimate_memory,
+    fits,
+    usable_mb,
+)
 from training.models import Worker
 
 LABELS = {
@@ -27,12 +37,39 @@ LABELS = {
 
 @dataclass(frozen=True)
 class Device:
-    """Where a run would train: the largest live worker's device."""
+    """A worker class: the device its live workers train on (identical ones count once)."""
 
-    kind: str  # "cpu" or "cuda"
-    name: str
-    memory_mb: float
-    cpu_bf16: bool  # a CPU with native bf16 matmuls: runs take bf16 autocast there
+    report: DeviceReport
+    workers: int = 0  # live workers with this device; 0: this machine, before any reported
+
+    @property
+    def kind(self) -> str:  # "cpu", "cuda" or "mps"
+        return self.report.kind
+
+    @property
+    def name(self) -> str:
+        return self.report.name
+
+    @property
+    def memory_mb(self) -> float:
+        return self.report.memory_mb
+
+    @property
+    def cpu_bf16(self) -> bool:
+        """A CPU with native bf16 matmuls: runs take bf16 autocast there."""
+        return self.kind == "cpu" and self.report.bf16
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.name}:{self.memory_mb:.0f}"
+
+    @property
+    def label(self) -> str:
+        if not self.workers:
+            return f"{self.report.label}, {_('no worker yet')}"
+        return f"{self.report.label}, " + ngettext(
+            "%(n)d worker", "%(n)d workers", self.workers
+        ) % {"n": self.workers}
 
 
 @dataclass(frozen=True)
@@ -40,32 +77,65 @@ class Capacity:
     estimate: MemoryEstimate
     device: Device
     fits: bool
-    headroom_mb: float
+    headroom_mb: float  # below the usable memory (the device's less the safety margin)
 
     @property
     def used_percent(self) -> int:
         return min(100, round(100 * self.estimate.total_mb / self.device.memory_mb))
+
+    @property
+    def margin_percent(self) -> int:
+        return round(100 * SAFETY_MARGIN)
+
+    @property
+    def usable_mb(self) -> float:
+        return usable_mb(self.device.memory_mb)
 
     def rows(self) -> list[tuple[str, float]]:
         parts = self.estimate.breakdown()
         return [(LABELS[key], parts[key]) for key in LABELS if parts.get(key)]
 
 
-def target_device() -> Device:
-    """The largest live worker's device; this machine's when no worker reported yet."""
-    best = None
+def worker_report(worker: Worker) -> DeviceReport:
+    """The device ``worker`` trains on, from its heartbeat (older rows: its summary)."""
+    reports = [DeviceReport.from_dict(d) for d in worker.devices or []]
+    device = training_device(reports)
+    if device is not None:
+        return device
+    kind = "cpu" if worker.device.startswith("CPU") else "cuda"
+    return DeviceReport(
+        kind,
+        worker.device,
+        worker.memory_total_mb or 0.0,
+        bf16=worker.cpu_bf16 if kind == "cpu" else True,
+        fp16=kind == "cuda",
+    )
+
+
+def worker_classes() -> list[Device]:
+    """The devices of the live training workers, largest memory first."""
+    counts: dict[DeviceReport, int] = {}
     for worker in Worker.objects.all():
-        if (
-            worker.is_alive
-            and worker.memory_total_mb
-            and (best is None or worker.memory_total_mb > best.memory_total_mb)
-        ):
-            best = worker
-    if best is not None:
-        kind = "cpu" if best.device.startswith("CPU") else "cuda"
-        return Device(kind, best.device, best.memory_total_mb, kind == "cpu" and best.cpu_bf16)
+        if worker.is_alive and worker.memory_total_mb:
+            report = worker_report(worker)
+            counts[report] = counts.get(report, 0) + 1
+    classes = [Device(report, n) for report, n in counts.items()]
+    return sorted(classes, key=lambda d: (-d.memory_mb, d.key))
+
+
+def this_machine() -> Device:
     memory = psutil.virtual_memory().total / 2**20
-    return Device("cpu", "this machine's CPU", memory, this_cpu_has_bf16())
+    return Device(DeviceReport("cpu", "this machine's CPU", memory, bf16=this_cpu_has_bf16()))
+
+
+def target_device(key: str | None = None) -> Device:
+    """The worker class ``key`` names, else the one with the most memory; this
+    machine's CPU when no worker has reported yet."""
+    classes = worker_classes()
+    for device in classes:
+        if device.key == key:
+            return device
+    return classes[0] if classes else this_machine()
 
 
 def this_cpu_has_bf16() -> bool:
@@ -81,19 +151,23 @@ def this_cpu_has_bf16() -> bool:
     return False
 
 
-def capacity_for(base_model: BaseModel, config: dict) -> Capacity | None:
-    """None when the model's folder has no readable config (e.g. not downloaded yet)."""
+def capacity_for(
+    base_model: BaseModel, config: dict, device: Device | None = None
+) -> Capacity | None:
+    """The estimate on ``device`` (a worker class; by default the largest); None when the
+    model's folder has no readable config (e.g. not downloaded yet)."""
     try:
         facts = read_model_facts(base_model.path)
     except (OSError, ValueError):
         return None
-    device = target_device()
+    device = device or target_device()
     estimate = estimate_memory(
         facts.arch,
         MemorySettings.from_config(SimpleNamespace(**config)),
         device=device.kind,
         checkpoint_dtype=facts.checkpoint_dtype,
         cpu_bf16=device.cpu_bf16,
+        gpu_bf16=device.kind == "cuda" and device.report.bf16,
     )
     ok, headroom = fits(estimate, device.memory_mb)
     return Capacity(estimate, device, ok, headroom)

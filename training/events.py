@@ -30,7 +30,22 @@ def run_context(run: Run) -> dict:
         "logs": logs,
         "chat_form": ChatForm(),
         "queue": _queue_info(run),
+        "precision": _precision(run),
     }
+
+
+# The engine's first log line of an attempt says what precision it picked, and why.
+PRECISION_LOG_PREFIX = "precision: "
+
+
+def _precision(run: Run) -> str:
+    line = (
+        run.logs.filter(line__startswith=PRECISION_LOG_PREFIX)
+        .order_by("-id")
+        .values_list("line", flat=True)
+        .first()
+    )
+    return line.removeprefix(PRECISION_LOG_PREFIX) if line else ""
 
 
 def _queue_info(run: Run) -> dict | None:

@@ -1,11 +1,68 @@
+from types import SimpleNamespace
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from projects.models import BaseModel, Dataset, Project
-from training.capacity import Capacity, capacity_for, expected_disk_bytes
+from training.capacity import (
+    Capacity,
+    Device,
+    capacity_for,
+    expected_disk_bytes,
+    this_machine,
+    worker_classes,
+)
 from training.engine.config import ConfigError, RunConfig
 from training.engine.data.samples import SAMPLE_RUN_DEFAULTS
+from training.engine.devices import check_support
 from training.models import Run
+
+# The "Advanced" section: optional, each empty value takes the engine's default.
+ADVANCED_FIELDS = [
+    "warmup_ratio",
+    "warmup_steps",
+    "weight_decay",
+    "lr_scheduler",
+    "optimizer",
+    "max_grad_norm",
+    "gradient_checkpointing",
+    "autocast",
+    "compute_dtype",
+    "train_on_prompt",
+    "use_rslora",
+    "use_dora",
+    "lora_embeddings",
+]
+# Each field's entry in the Help page's glossary (/help/glossary/#<term>).
+GLOSSARY = {
+    "quantization": "quantization",
+    "quant_type": "nf4",
+    "double_quant": "double-quantization",
+    "lora_r": "rank",
+    "lora_alpha": "alpha",
+    "lora_dropout": "lora-dropout",
+    "target_modules": "target-modules",
+    "learning_rate": "learning-rate",
+    "epochs": "epoch",
+    "batch_size": "batch-size",
+    "grad_accum": "gradient-accumulation",
+    "max_seq_len": "sequence-length",
+    "device": "worker",
+    "warmup_ratio": "warmup",
+    "warmup_steps": "warmup",
+    "weight_decay": "weight-decay",
+    "lr_scheduler": "scheduler",
+    "optimizer": "optimizer",
+    "max_grad_norm": "gradient-clipping",
+    "gradient_checkpointing": "gradient-checkpointing",
+    "autocast": "precision",
+    "compute_dtype": "compute-dtype",
+    "train_on_prompt": "loss-masking",
+    "use_rslora": "rslora",
+    "use_dora": "dora",
+    "lora_embeddings": "lora-embeddings",
+}
+GLOSSARY_URL = "/help/glossary/"
 
 # Fields of RunConfig the form edits; paths are filled in by the worker.
 CONFIG_FIELDS = [
@@ -27,6 +84,7 @@ CONFIG_FIELDS = [
     "eval_examples",
     "checkpoint_every",
     "keep_checkpoints",
+    *ADVANCED_FIELDS,
 ]
 
 
@@ -89,6 +147,112 @@ class RunForm(forms.Form):
     keep_checkpoints = forms.IntegerField(
         label=_("Checkpoints kept"), required=False, min_value=1, max_value=100
     )
+    device = forms.ChoiceField(
+        label=_("Worker"),
+        required=False,
+        help_text=_("The estimate and the checks below are for this worker's device"),
+    )
+    # --- Advanced ---
+    warmup_ratio = forms.FloatField(
+        label=_("Warmup (share of steps)"),
+        required=False,
+        min_value=0.0,
+        max_value=0.5,
+        help_text=_("The learning rate rises from 0 over this share of the run"),
+    )
+    warmup_steps = forms.IntegerField(
+        label=_("Warmup steps"),
+        required=False,
+        min_value=0,
+        max_value=100_000,
+        help_text=_("More than 0: this many warmup steps instead of the share"),
+    )
+    weight_decay = forms.FloatField(
+        label=_("Weight decay"),
+        required=False,
+        min_value=0.0,
+        max_value=1.0,
+        help_text=_("Pulls the LoRA weights towards 0 each step; 0 = none"),
+    )
+    lr_scheduler = forms.ChoiceField(
+        label=_("Learning-rate schedule"),
+        required=False,
+        choices=[
+            ("cosine", _("cosine")),
+            ("linear", _("linear")),
+            ("constant", _("constant (no warmup)")),
+            ("constant_with_warmup", _("constant with warmup")),
+        ],
+        help_text=_("How the learning rate falls after the warmup"),
+    )
+    optimizer = forms.ChoiceField(
+        label=_("Optimizer"),
+        required=False,
+        choices=[
+            ("adamw", "AdamW"),
+            ("adamw8bit", _("8-bit AdamW (bitsandbytes)")),
+            ("paged_adamw8bit", _("paged 8-bit AdamW (bitsandbytes)")),
+            ("paged_adamw32bit", _("paged 32-bit AdamW (bitsandbytes)")),
+            ("sgd", _("SGD with momentum")),
+        ],
+        help_text=_("8-bit keeps a quarter of AdamW's state; paged spills it to RAM on a GPU"),
+    )
+    max_grad_norm = forms.FloatField(
+        label=_("Max gradient norm"),
+        required=False,
+        min_value=0.0,
+        max_value=100.0,
+        help_text=_("Clips larger gradients to this length; 0 = no clipping"),
+    )
+    gradient_checkpointing = forms.BooleanField(
+        label=_("Gradient checkpointing"),
+        required=False,
+        help_text=_("Recomputes activations in the backward pass: less memory, about 30% slower"),
+    )
+    autocast = forms.ChoiceField(
+        label=_("Precision"),
+        required=False,
+        choices=[
+            ("auto", _("auto (the fastest accurate one for the device)")),
+            ("bfloat16", "bf16"),
+            ("float16", "fp16"),
+            ("float32", "fp32"),
+        ],
+        help_text=_("The forward pass's number format; LoRA weights and optimizer stay fp32"),
+    )
+    compute_dtype = forms.ChoiceField(
+        label=_("4-bit compute dtype"),
+        required=False,
+        choices=[
+            ("auto", _("auto (follows the precision)")),
+            ("bfloat16", "bf16"),
+            ("float16", "fp16"),
+            ("float32", "fp32"),
+        ],
+        help_text=_("What quantized layers dequantize to for each matmul"),
+    )
+    train_on_prompt = forms.TypedChoiceField(
+        label=_("Loss on"),
+        required=False,
+        coerce=lambda value: value == "True",
+        choices=[("False", _("the answers only")), ("True", _("the whole text"))],
+        help_text=_("Answers only: the model learns to reply, not to repeat prompts"),
+    )
+    use_rslora = forms.BooleanField(
+        label=_("rsLoRA scaling"),
+        required=False,
+        help_text=_("Scales updates by alpha/√rank: steadier at high ranks"),
+    )
+    use_dora = forms.BooleanField(
+        label=_("DoRA"),
+        required=False,
+        help_text=_("Learns each weight's magnitude and direction apart: slower, often better"),
+    )
+    lora_embeddings = forms.BooleanField(
+        label=_("LoRA on embeddings and LM head"),
+        required=False,
+        help_text=_("For new words or a new language; larger adapters"),
+    )
     start_anyway = forms.BooleanField(
         label=_("Start anyway, even if the estimate says it will not fit"), required=False
     )
@@ -99,6 +263,12 @@ class RunForm(forms.Form):
         self.capacity: Capacity | None = None
         # A dataset whose file was deleted after training can be looked at, not trained on.
         self.fields["dataset"].queryset = project.datasets.filter(file_deleted_at=None)
+        # The live workers' devices, largest first; this machine's before any reported.
+        self.devices = worker_classes() or [this_machine()]
+        self.fields["device"].choices = [(d.key, d.label) for d in self.devices]
+        self.fields["device"].initial = self.devices[0].key
+        for name, term in GLOSSARY.items():
+            self.fields[name].glossary = f"{GLOSSARY_URL}#{term}"
         if not self.is_bound:
             defaults = {**_config_defaults(), **SAMPLE_RUN_DEFAULTS}
             for name in CONFIG_FIELDS:
@@ -132,19 +302,29 @@ class RunForm(forms.Form):
                 else:
                     self.add_error(None, f"{field}: {message}")
             return cleaned
-        self.capacity = capacity_for(cleaned["base_model"], self.config())
+        device = self.chosen_device()
+        for field, message in check_support(
+            SimpleNamespace(**self.config()), device.report
+        ).items():
+            self.add_error(field, message)
+        if self.errors:
+            return cleaned
+        self.capacity = capacity_for(cleaned["base_model"], self.config(), device)
         if self.capacity and not self.capacity.fits and not cleaned.get("start_anyway"):
             self.add_error(
                 None,
                 _(
-                    "This run needs about %(need).0f MB but the largest worker (%(device)s) has "
-                    "%(have).0f MB. Lower the batch size or sequence length, quantize to 4-bit, "
+                    "This run needs about %(need).0f MB but %(device)s has %(have).0f MB, "
+                    "%(usable).0f MB of it usable once the %(margin)d%% safety margin is kept. "
+                    "Lower the batch size or sequence length, quantize to 4-bit, "
                     "or tick “Start anyway”."
                 )
                 % {
                     "need": self.capacity.estimate.total_mb,
                     "device": self.capacity.device.name,
                     "have": self.capacity.device.memory_mb,
+                    "usable": self.capacity.usable_mb,
+                    "margin": self.capacity.margin_percent,
                 },
             )
         self._check_storage()
@@ -173,16 +353,29 @@ class RunForm(forms.Form):
         # Optional fields left empty take the engine's defaults.
         defaults = _config_defaults()
         return {
-            name: defaults[name] if self.cleaned_data.get(name) is None else self.cleaned_data[name]
+            name: defaults[name]
+            if self.cleaned_data.get(name) in (None, "")
+            else self.cleaned_data[name]
             for name in CONFIG_FIELDS
         }
+
+    @property
+    def advanced_errors(self) -> bool:
+        """An Advanced setting was refused: the section opens to show why."""
+        return self.is_bound and any(name in self.errors for name in ADVANCED_FIELDS)
+
+    def chosen_device(self) -> Device:
+        """The worker class the form's estimate and device checks are for."""
+        key = self.cleaned_data.get("device") if hasattr(self, "cleaned_data") else None
+        return next((d for d in self.devices if d.key == key), self.devices[0])
 
     def initial_capacity(self) -> Capacity | None:
         """The estimate for the form's initial values (the page before any change)."""
         model = BaseModel.objects.filter(pk=self.fields["base_model"].initial).first()
         if model is None:
             return None
-        return capacity_for(model, {name: self.fields[name].initial for name in CONFIG_FIELDS})
+        config = {name: self.fields[name].initial for name in CONFIG_FIELDS}
+        return capacity_for(model, config, self.chosen_device())
 
 
 def _config_defaults() -> dict:

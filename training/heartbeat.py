@@ -34,26 +34,36 @@ logger = logging.getLogger(__name__)
 
 
 def device_facts() -> dict:
+    """Every device of this worker (each CUDA GPU, Apple MPS, the CPU) and a summary of
+    the one it trains on; memory in use from the GPU, or the machine's RAM."""
+    from training.engine.devices import training_device
+    from training.engine.train.hardware import all_devices, cpu_device
+
     try:
-        import torch
-
-        if torch.cuda.is_available():
-            free, total = torch.cuda.mem_get_info()
-            return {
-                "device": torch.cuda.get_device_name(0),
-                "memory_total_mb": total / 2**20,
-                "memory_used_mb": (total - free) / 2**20,
-            }
+        devices = all_devices()
     except Exception:  # a broken CUDA install must not stop the heartbeat
-        logger.exception("could not read the GPU")
-    from training.engine.train.speed import cpu_has_fast_bf16
+        logger.exception("could not read the GPUs")
+        devices = [cpu_device()]
+    trains_on = training_device(devices)
+    used = None
+    if trains_on.kind == "cuda":
+        try:
+            import torch
 
-    memory = psutil.virtual_memory()
+            free, total = torch.cuda.mem_get_info(trains_on.index)
+            used = (total - free) / 2**20
+        except Exception:
+            logger.exception("could not read the GPU's memory")
+    if used is None:
+        memory = psutil.virtual_memory()
+        used = (memory.total - memory.available) / 2**20
+    cpu = next(d for d in devices if d.kind == "cpu")
     return {
-        "device": f"CPU ({os.cpu_count()} cores)",
-        "cpu_bf16": cpu_has_fast_bf16(),
-        "memory_total_mb": memory.total / 2**20,
-        "memory_used_mb": (memory.total - memory.available) / 2**20,
+        "device": trains_on.name,
+        "devices": [d.to_dict() for d in devices],
+        "cpu_bf16": cpu.bf16,
+        "memory_total_mb": trains_on.memory_mb,
+        "memory_used_mb": used,
     }
 
 

@@ -371,6 +371,11 @@ class Worker(models.Model):
     cpu_bf16 = models.BooleanField(
         default=False, help_text=_("A CPU with native bf16 matmuls (runs autocast to bf16)")
     )
+    devices = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_("Each CUDA GPU (name, memory, capability), Apple MPS and the CPU"),
+    )
     started = models.DateTimeField(default=timezone.now)
     last_seen = models.DateTimeField(default=timezone.now, db_index=True)
 

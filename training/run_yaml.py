@@ -41,9 +41,10 @@ def apply_yaml(form: RunForm, config: RunConfig, project: Project) -> None:
             form.fields["dataset"].initial = dataset.pk
 
 
-def recommend_settings(model: BaseModel, dataset: Dataset, preset: str):
+def recommend_settings(model: BaseModel, dataset: Dataset, preset: str, device_key: str = ""):
+    """Recommended values for the chosen worker class's device (by default the largest)."""
     arch = read_model_facts(model.path).arch
-    device = target_device()
+    device = target_device(device_key or None)
     values, reasons = recommend(
         arch,
         dataset.row_count,

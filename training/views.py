@@ -165,9 +165,14 @@ def run_recommend(request: HttpRequest, project_id: int) -> HttpResponse:
     data = request.POST.copy()
     reasons: list[tuple[str, str]] = []
     if model is not None and dataset is not None:
-        values, reasons = recommend_settings(model, dataset, preset)
+        values, reasons = recommend_settings(
+            model, dataset, preset, bound.cleaned_data.get("device", "")
+        )
         for name, value in values.items():
-            data[name] = "on" if value is True else ("" if value is False else value)
+            if name == "train_on_prompt":  # a choice of "True"/"False", not a checkbox
+                data[name] = str(value)
+            else:
+                data[name] = "on" if value is True else ("" if value is False else value)
         data["max_steps"] = 0  # the recommendation counts in epochs
     form = RunForm(data, project=project)
     form.is_valid()

@@ -128,3 +128,34 @@ def test_it_stores_paths_as_strings() -> None:
     run_config = RunConfig(model_dir=Path("m"), dataset_path=Path("d"), output_dir=Path("o"))
 
     assert run_config.model_dir == "m" and "m" in run_config.to_yaml()
+
+
+def test_warmup_steps_replace_the_warmup_ratio() -> None:
+    assert config(warmup_ratio=0.1).warmup_for(100) == 10
+    assert config(warmup_ratio=0.1, warmup_steps=3).warmup_for(100) == 3
+    assert config(warmup_steps=500).warmup_for(100) == 100
+    with pytest.raises(ConfigError) as info:
+        config(warmup_steps=-1).validate()
+    assert set(info.value.errors) == {"warmup_steps"}
+
+
+def test_the_advanced_choices_are_validated() -> None:
+    for name, good in [
+        ("optimizer", "paged_adamw32bit"),
+        ("lr_scheduler", "constant_with_warmup"),
+        ("autocast", "float16"),
+    ]:
+        config(**{name: good}).validate()
+        with pytest.raises(ConfigError) as info:
+            config(**{name: "nope"}).validate()
+        assert set(info.value.errors) == {name}
+    for flag in ("use_rslora", "use_dora", "lora_embeddings"):
+        config(**{flag: True}).validate()
+        with pytest.raises(ConfigError):
+            config(**{flag: "yes"}).validate()
+
+
+def test_auto_compute_dtype_follows_the_precision_on_cuda() -> None:
+    assert config(autocast="float16").resolved_compute_dtype(True, True) == "float16"
+    assert config(autocast="float32").resolved_compute_dtype(True, True) == "float32"
+    assert config(autocast="float16").resolved_compute_dtype(False, False) == "float32"

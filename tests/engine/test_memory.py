@@ -8,6 +8,7 @@ from training.engine.config import RunConfig
 from training.engine.models.catalog import CATALOG, get_model
 from training.engine.models.memory import (
     EIGHT_GB_MB,
+    SAFETY_MARGIN,
     MemorySettings,
     estimate_memory,
     fits,
@@ -84,11 +85,13 @@ def test_it_adds_the_cuda_context_on_a_gpu() -> None:
     assert set(cuda.breakdown()) >= {"weights_mb", "activations_mb", "logits_mb", "total_mb"}
 
 
-def test_it_says_whether_a_run_fits() -> None:
+def test_it_says_whether_a_run_fits_keeping_the_safety_margin() -> None:
     estimate = estimate_memory(SMOL, MemorySettings())
-    assert fits(estimate, estimate.total_mb + 100) == (True, pytest.approx(100))
-    ok, headroom = fits(estimate, estimate.total_mb / 2)
+    room = (estimate.total_mb + 100) / (1 - SAFETY_MARGIN)
+    assert fits(estimate, room) == (True, pytest.approx(100))
+    ok, headroom = fits(estimate, estimate.total_mb + 1)  # fits the device, not the margin
     assert not ok and headroom < 0
+    assert fits(estimate, estimate.total_mb + 1, margin=0)[0]
 
 
 @pytest.mark.parametrize("model", CATALOG, ids=lambda m: m.key)
@@ -129,3 +132,44 @@ def test_cpu_bf16_autocast_adds_the_bf16_copy_of_an_unquantized_models_linear_we
     assert weights("none", True, device="cuda") == weights("none", False, device="cuda")
     for quantization in ("4bit", "8bit"):  # 4-bit dequantizes to bf16; 8-bit never autocasts
         assert weights(quantization, True) == weights(quantization, False)
+
+
+def test_each_optimizer_the_config_accepts_has_an_estimate() -> None:
+    from training.engine.config import OPTIMIZERS
+
+    states = {
+        name: estimate_memory(SMOL, MemorySettings(optimizer=name)).optimizer_mb
+        for name in OPTIMIZERS
+    }
+    assert states["paged_adamw32bit"] == pytest.approx(states["adamw"], rel=0.001)
+    assert states["paged_adamw8bit"] == states["adamw8bit"]
+    assert states["adamw"] / 4.5 < states["adamw8bit"] < states["adamw"] / 3
+    assert states["sgd"] == pytest.approx(states["adamw"] / 2, rel=0.001)
+
+
+def test_8bit_states_stay_32_bit_for_small_tensors() -> None:
+    from training.engine.models.memory import optimizer_state_bytes
+
+    assert optimizer_state_bytes("adamw8bit", [4095]) == 8 * 4095
+    big = optimizer_state_bytes("adamw8bit", [4096 * 16])
+    assert big == 2 * 4096 * 16 + 2 * 256 * 4 + 2 * 256 * 4  # moments, absmax, quant maps
+
+
+def test_dora_and_embedding_adapters_add_their_parameters() -> None:
+    plain = estimate_memory(SMOL, MemorySettings())
+    dora = estimate_memory(SMOL, MemorySettings(use_dora=True))
+    embeddings = estimate_memory(SMOL, MemorySettings(lora_embeddings=True))
+    out_features = sum(o for _, o in SMOL.linear_shapes().values())
+    assert dora.lora_params == plain.lora_params + 30 * out_features
+    assert dora.activations_mb > plain.activations_mb
+    assert embeddings.lora_params == plain.lora_params + 2 * 8 * (49152 + 576)
+
+
+def test_the_precision_moves_the_cuda_estimate() -> None:
+    def on_gpu(autocast: str, gpu_bf16: bool = True) -> float:
+        settings = MemorySettings(quantization="none", autocast=autocast)
+        return estimate_memory(SMOL, settings, device="cuda", gpu_bf16=gpu_bf16).total_mb
+
+    assert on_gpu("auto") == on_gpu("bfloat16") == on_gpu("float16") < on_gpu("float32")
+    assert on_gpu("auto", gpu_bf16=False) == on_gpu("float32")  # a pre-Ampere GPU: fp32
+    assert estimate_memory(SMOL, MemorySettings(), device="mps").checkpoint_mb == 0

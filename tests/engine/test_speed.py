@@ -186,7 +186,7 @@ def test_the_autocast_setting_is_validated_and_round_trips_through_yaml() -> Non
     assert RunConfig.from_yaml(config.to_yaml()) == config
     with pytest.raises(ConfigError) as info:
         RunConfig("m", "d", "o", autocast="fp8").validate()
-    assert info.value.errors == {"autocast": "expected one of auto, bfloat16, float32"}
+    assert info.value.errors == {"autocast": "expected one of auto, bfloat16, float16, float32"}
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from tests.factories import make_dataset
 from tests.training.test_run_views import valid_form
+from training.engine.devices import cuda_report
 from training.heartbeat import beat
 from training.models import Run, Worker
 
@@ -35,12 +36,15 @@ def test_a_run_that_cannot_fit_is_blocked_unless_the_user_insists(
     owner_client, project, model, htmx_headers
 ):
     beat("tiny:1")
-    Worker.objects.filter(name="tiny:1").update(memory_total_mb=1024, device="Tiny GPU")
+    tiny = cuda_report(0, "Tiny GPU", 1024, (8, 0))
+    Worker.objects.filter(name="tiny:1").update(
+        memory_total_mb=1024, device="Tiny GPU", devices=[tiny.to_dict()]
+    )
     dataset = make_dataset(project)
     url = reverse("training:new", args=[project.pk])
     blocked = owner_client.post(url, valid_form(project, dataset, max_seq_len=2048), **htmx_headers)
     body = blocked.content.decode()
-    assert "largest worker (Tiny GPU) has 1024 MB" in body
+    assert "Tiny GPU has 1024 MB, 922 MB of it usable once the 10% safety margin" in body
     assert 'data-fits="no"' in body
     assert Run.objects.count() == 0
     insisted = owner_client.post(

@@ -20,6 +20,24 @@ def test_a_heartbeat_registers_the_worker_with_its_device_and_memory():
     assert worker.is_alive
 
 
+def test_a_heartbeat_lists_every_device_the_worker_has():
+    import torch
+
+    beat("host-a:1")
+    kinds = [d["kind"] for d in Worker.objects.get(name="host-a:1").devices]
+    assert kinds[-1] == "cpu"  # always there, last
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    assert kinds.count("cuda") == gpus
+    mps = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+    assert ("mps" in kinds) == mps
+    for device in Worker.objects.get(name="host-a:1").devices:
+        assert device["name"] and device["memory_mb"] > 0
+        if device["kind"] == "cuda":
+            assert device["capability"].count(".") == 1
+    if not gpus:
+        print("no CUDA GPU here: the per-GPU fields are checked with fake reports only")
+
+
 def test_a_run_of_a_silent_worker_is_marked_interrupted(settings):
     beat("alive:1")
     beat("dead:2")

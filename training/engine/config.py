@@ -23,9 +23,13 @@ TARGET_PRESETS = ("all-linear", "attention")
 QUANTIZATIONS = ("4bit", "8bit", "none")
 QUANT_TYPES = ("nf4", "fp4")
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")
-AUTOCASTS = ("auto", "bfloat16", "float32")
-SCHEDULERS = ("cosine", "linear", "constant")
-OPTIMIZERS = ("adamw", "sgd")
+# The run's precision ("autocast", for the names run.yaml files already use).
+AUTOCASTS = ("auto", "bfloat16", "float16", "float32")
+SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
+# adamw8bit and the paged ones are bitsandbytes' (paging needs CUDA; elsewhere
+# bitsandbytes runs them unpaged, with the same state memory).
+OPTIMIZERS = ("adamw", "adamw8bit", "paged_adamw8bit", "paged_adamw32bit", "sgd")
+BNB_OPTIMIZERS = ("adamw8bit", "paged_adamw8bit", "paged_adamw32bit")
 LORA_RANK_RANGE = (4, 64)
 DEFAULT_MAX_SEQ_LEN = 512
 
@@ -51,14 +55,22 @@ class RunConfig:
     # "auto": bfloat16 on a CUDA device that supports it, else float32 (CPUs and
     # older GPUs either lack fast bf16 kernels or lose accuracy with fp16 here).
     compute_dtype: str = "auto"
-    # Mixed precision for the forward pass. "auto": bf16 autocast on a CPU with
-    # native bf16 matmuls (avx512_bf16/AMX) when the model computes in fp32, with
-    # LoRA weights and the optimizer in fp32; "float32" turns it off.
+    # The run's precision (mixed precision for the forward pass; LoRA weights and the
+    # optimizer stay fp32). "auto": bf16 on a CUDA GPU with bf16, bf16 autocast on a
+    # CPU with native bf16 matmuls (avx512_bf16/AMX) when the model computes in fp32,
+    # else fp32 (see training.engine.devices.resolve_precision). "float16": CUDA and
+    # MPS only, with loss scaling on CUDA; "float32" turns mixed precision off.
     autocast: str = "auto"
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     target_modules: str | list[str] = "all-linear"
+    # peft's LoRA variants: rsLoRA scales updates by alpha/sqrt(r) instead of alpha/r;
+    # DoRA splits each weight into magnitude and direction (slower, often better).
+    use_rslora: bool = False
+    use_dora: bool = False
+    # LoRA on the input embeddings and the LM head too (new vocabulary, a new language).
+    lora_embeddings: bool = False
     learning_rate: float = 2e-4
     epochs: int = 1
     max_steps: int = 0  # 0: train for `epochs` full passes
@@ -66,6 +78,7 @@ class RunConfig:
     grad_accum: int = 1
     max_seq_len: int = DEFAULT_MAX_SEQ_LEN
     warmup_ratio: float = 0.03
+    warmup_steps: int = 0  # > 0: this many warmup steps, in place of warmup_ratio
     weight_decay: float = 0.0
     lr_scheduler: str = "cosine"
     optimizer: str = "adamw"
@@ -159,6 +172,7 @@ class RunConfig:
         need(_num(self.grad_accum) and self.grad_accum >= 1, "grad_accum", "must be >= 1")
         need(_num(self.max_seq_len) and self.max_seq_len >= 8, "max_seq_len", "must be >= 8")
         need(_num(self.warmup_ratio) and 0 <= self.warmup_ratio < 1, "warmup_ratio", "0-<1")
+        need(_num(self.warmup_steps) and self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
         need(_num(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "must be >= 0")
         need(_num(self.max_grad_norm) and self.max_grad_norm >= 0, "max_grad_norm", ">= 0")
         need(_num(self.seed) and self.seed >= 0, "seed", "must be >= 0")
@@ -202,10 +216,25 @@ class RunConfig:
         return self.eval_every or max(1, math.ceil(total_steps / 10))
 
     def resolved_compute_dtype(self, cuda_available: bool, bf16_supported: bool) -> str:
-        """The concrete compute dtype for this device ("auto" resolved)."""
+        """The concrete compute dtype for this device ("auto" resolved).
+
+        On CUDA "auto" follows the precision (bf16 where the GPU has it, fp16 when
+        asked for); on a CPU or MPS the model computes in fp32 and mixed precision
+        comes from autocast.
+        """
         if self.compute_dtype != "auto":
             return self.compute_dtype
-        return "bfloat16" if cuda_available and bf16_supported else "float32"
+        if not cuda_available or self.autocast == "float32":
+            return "float32"
+        if self.autocast == "float16":
+            return "float16"
+        return "bfloat16" if bf16_supported else "float32"
+
+    def warmup_for(self, total_steps: int) -> int:
+        """Warmup steps of a run of ``total_steps``: ``warmup_steps`` when set, else the ratio."""
+        if self.warmup_steps:
+            return min(self.warmup_steps, total_steps)
+        return math.ceil(self.warmup_ratio * total_steps)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -262,7 +291,7 @@ def uses_bf16_autocast(
     (``cpu_bf16``); CUDA runs get bf16 through ``compute_dtype`` instead. bitsandbytes'
     8-bit layers compute in their own dtype, so 8-bit runs never autocast.
     """
-    if autocast == "float32" or quantization == "8bit":
+    if autocast in ("float32", "float16") or quantization == "8bit":
         return False
     if autocast == "bfloat16":
         return True

@@ -9,12 +9,12 @@ from django.utils import timezone
 
 from evaluations.jobs.end_of_run import queue_end_of_run
 from training import events
-from training.capacity import capacity_for
+from training.capacity import Device, capacity_for, worker_report
 from training.engine.train import checkpoint
 from training.engine.train.loop import OutOfMemory, StepMetrics, TrainHooks, train
 from training.engine.train.outcome import Outcome
 from training.mlflow_log import MlflowLogger
-from training.models import Run, RunLog, RunMetric
+from training.models import Run, RunLog, RunMetric, Worker
 from training.retention import after_run_ended
 from training.run_config import engine_config
 from training.scheduling import claim_next
@@ -217,7 +217,9 @@ def train_claimed(run: Run) -> None:
 def _estimate_note(run: Run) -> str:
     """The memory estimate of the run's settings, beside a measured out-of-memory."""
     try:
-        capacity = capacity_for(run.base_model, run.config)
+        worker = Worker.objects.filter(name=run.worker).first()
+        device = Device(worker_report(worker), 1) if worker else None
+        capacity = capacity_for(run.base_model, run.config, device)
     except Exception:  # the estimate is a hint; the failure is the message
         return ""
     if capacity is None:

@@ -9,9 +9,13 @@ training step, which is the start of the first backward pass:
   with one fp32 scale per output row; or bf16/fp16/fp32). Embeddings, an untied LM
   head, norms and biases are never quantized, and ``prepare_model_for_kbit_training``
   upcasts them to fp32 for k-bit training.
-- **LoRA**: adapter weights (fp32, as peft keeps them), their gradients and the
-  optimizer states (AdamW: two fp32 moments; 8-bit AdamW: two int8 moments; SGD with
-  momentum: one fp32 buffer).
+- **LoRA**: adapter weights (fp32, as peft keeps them; DoRA adds one magnitude per
+  output feature; LoRA on the embeddings and LM head adds their A and B), their
+  gradients and the optimizer states, counted per tensor as each optimizer keeps them
+  (:func:`optimizer_state_bytes`): AdamW and paged AdamW 32-bit two fp32 moments;
+  bitsandbytes' 8-bit AdamW (paged or not) two uint8 moments with an fp32 absmax per
+  256-value block and two 256-entry quantization maps, except for tensors under 4096
+  values, which it keeps in 32 bits; SGD with momentum one fp32 buffer.
 - **activations** saved for backward, per token per layer. The terms are the tensors
   autograd keeps for a Llama-style layer whose base weights are frozen (measured with
   ``torch.autograd.graph.saved_tensors_hooks`` on the bundled model): norm inputs,
@@ -87,7 +91,12 @@ CUDA_FRAGMENTATION = 0.10
 # gradient of the log-probs (nll backward) and the gradient of the logits.
 LOSS_LOGIT_COPIES = 3
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj")
-OPTIMIZER_STATE_BYTES = {"adamw": 8.0, "paged_adamw": 8.0, "adamw8bit": 2.0, "sgd": 4.0}
+OPTIMIZERS = ("adamw", "adamw8bit", "paged_adamw8bit", "paged_adamw32bit", "sgd")
+# bitsandbytes' 8-bit optimizers: tensors below this many values keep 32-bit states;
+# the others one fp32 absmax per block of this many values, and a 256-entry map.
+BNB_MIN_8BIT_SIZE = 4096
+BNB_STATE_BLOCK = 256
+BNB_QMAP_ENTRIES = 256
 
 
 @dataclass(frozen=True)
@@ -101,11 +110,13 @@ class MemorySettings:
     lora_r: int = 8
     lora_dropout: float = 0.05
     target_modules: str | tuple[str, ...] | list[str] = "all-linear"
+    use_dora: bool = False
+    lora_embeddings: bool = False
     batch_size: int = 4
     max_seq_len: int = 512
     gradient_checkpointing: bool = False
-    optimizer: str = "adamw"  # "adamw", "adamw8bit", "paged_adamw" or "sgd"
-    autocast: str = "auto"  # as RunConfig: "auto", "bfloat16" or "float32"
+    optimizer: str = "adamw"  # one of OPTIMIZERS
+    autocast: str = "auto"  # the precision, as RunConfig: "auto", "bfloat16", "float16", "float32"
 
     @classmethod
     def from_config(cls, config: Any) -> MemorySettings:
@@ -156,10 +167,17 @@ class MemoryEstimate:
         return parts
 
 
-def resolve_dtype(compute_dtype: str, device: str) -> str:
+def resolve_dtype(
+    compute_dtype: str, device: str, autocast: str = "auto", gpu_bf16: bool = True
+) -> str:
+    """The dtype the model computes in (RunConfig.resolved_compute_dtype's rule)."""
     if compute_dtype != "auto":
         return compute_dtype
-    return "bfloat16" if device == "cuda" else "float32"
+    if device != "cuda" or autocast == "float32":
+        return "float32"
+    if autocast == "float16":
+        return "float16"
+    return "bfloat16" if gpu_bf16 else "float32"
 
 
 def target_module_names(arch: Arch, target_modules: Any) -> list[str]:
@@ -172,13 +190,57 @@ def target_module_names(arch: Arch, target_modules: Any) -> list[str]:
     return [n for n in available if n in set(target_modules)]
 
 
-def lora_param_count(arch: Arch, lora_r: int, target_modules: Any) -> int:
-    """Adapter parameters: ``r x (in + out)`` per adapted matrix per layer."""
+def lora_param_count(
+    arch: Arch,
+    lora_r: int,
+    target_modules: Any,
+    use_dora: bool = False,
+    lora_embeddings: bool = False,
+) -> int:
+    """Adapter parameters: ``r x (in + out)`` per adapted matrix per layer, and more."""
+    return sum(lora_tensor_sizes(arch, lora_r, target_modules, use_dora, lora_embeddings))
+
+
+def lora_tensor_sizes(
+    arch: Arch,
+    lora_r: int,
+    target_modules: Any,
+    use_dora: bool = False,
+    lora_embeddings: bool = False,
+) -> list[int]:
+    """The number of values of each trainable tensor peft creates (what optimizers see):
+    A (r x in) and B (out x r) per adapted matrix per layer, DoRA's magnitude (out), and
+    with ``lora_embeddings`` the embedding's (r x vocab, hidden x r) and LM head's pairs."""
     shapes = arch.linear_shapes()
-    per_layer = sum(
-        lora_r * (shapes[n][0] + shapes[n][1]) for n in target_module_names(arch, target_modules)
-    )
-    return arch.num_hidden_layers * per_layer
+    per_layer: list[int] = []
+    for name in target_module_names(arch, target_modules):
+        fan_in, fan_out = shapes[name]
+        per_layer += [lora_r * fan_in, fan_out * lora_r] + ([fan_out] if use_dora else [])
+    sizes = per_layer * arch.num_hidden_layers
+    if lora_embeddings:
+        h, v = arch.hidden_size, arch.vocab_size
+        sizes += [lora_r * v, h * lora_r]  # embed_tokens (peft's Embedding has no DoRA bias)
+        sizes += [lora_r * h, v * lora_r] + ([v] if use_dora else [])  # lm_head
+    return sizes
+
+
+def optimizer_state_bytes(optimizer: str, sizes: list[int]) -> float:
+    """Bytes of optimizer state for trainable tensors of ``sizes`` values (see the
+    module docstring; checked against real optimizers in tests/engine/test_settings.py)."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}")
+    total = 0.0
+    for n in sizes:
+        if optimizer == "sgd":
+            total += 4 * n
+        elif optimizer == "adamw":
+            total += 8 * n + 4  # two moments and torch's step counter
+        elif optimizer == "paged_adamw32bit" or n < BNB_MIN_8BIT_SIZE:
+            total += 8 * n
+        else:
+            blocks = math.ceil(n / BNB_STATE_BLOCK)
+            total += 2 * n + 2 * blocks * 4 + 2 * BNB_QMAP_ENTRIES * 4
+    return total
 
 
 def weight_bytes(arch: Arch, quantization: str, quant_type: str, double_quant: bool, dtype: str):
@@ -209,6 +271,10 @@ def activation_elements_per_token(arch: Arch, settings: MemorySettings) -> tuple
     # Norm inputs, rotated q and k plus v for attention, gate/up outputs and SiLU output.
     base = arch.norms_per_layer * h + q + 2 * kv + 3 * i
     lora = settings.lora_r * len(targets)  # lora_A outputs
+    if settings.use_dora:
+        # DoRA rescales the base and LoRA outputs by magnitude / norm: both are kept
+        # for the magnitude's gradient (peft's own forward, not the fused one).
+        lora += sum(2 * shapes[n][1] for n in targets)
     if settings.lora_dropout > 0:
         # Each adapter gets its own dropout output and mask; one residual-width extra
         # was observed on top (the attention input stays referenced).
@@ -235,6 +301,7 @@ def estimate_memory(
     device: str = "cpu",
     checkpoint_dtype: str = "bfloat16",
     cpu_bf16: bool = False,
+    gpu_bf16: bool = True,
 ) -> MemoryEstimate:
     """Peak memory of one training step of a LoRA/QLoRA run (see the module docstring).
 
@@ -242,13 +309,15 @@ def estimate_memory(
     the dtype the safetensors weights are stored in; it matters on CPU only, where the
     loader maps the file and its pages count in the process's resident set.
     ``cpu_bf16``: the CPU runs bf16 natively, so ``autocast: auto`` turns bf16 on there
-    (``training.engine.train.speed.cpu_has_fast_bf16``).
+    (``training.engine.train.speed.cpu_has_fast_bf16``). ``gpu_bf16``: the CUDA GPU
+    has bf16 (capability 8.0+), so "auto" computes in bf16 there. On Apple MPS the
+    memory is shared with the CPU: the CPU runtime counts, with the GPU's slack.
     """
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda', not {device!r}")
+    if device not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'mps', not {device!r}")
     if not isinstance(settings, MemorySettings):
         settings = MemorySettings.from_config(settings)
-    dtype = resolve_dtype(settings.compute_dtype, device)
+    dtype = resolve_dtype(settings.compute_dtype, device, settings.autocast, gpu_bf16)
     quantized, rest = weight_bytes(
         arch, settings.quantization, settings.quant_type, settings.double_quant, dtype
     )
@@ -258,10 +327,15 @@ def estimate_memory(
     )
     if settings.quantization == "none" and bf16_autocast:
         quantized += quantizable_param_count(arch) * DTYPE_BYTES["bfloat16"]
-    n_lora = lora_param_count(arch, settings.lora_r, settings.target_modules)
-    state_bytes = OPTIMIZER_STATE_BYTES.get(settings.optimizer)
-    if state_bytes is None:
-        raise ValueError(f"unknown optimizer {settings.optimizer!r}")
+    sizes = lora_tensor_sizes(
+        arch,
+        settings.lora_r,
+        settings.target_modules,
+        settings.use_dora,
+        settings.lora_embeddings,
+    )
+    n_lora = sum(sizes)
+    state_bytes = optimizer_state_bytes(settings.optimizer, sizes)
 
     tokens = settings.batch_size * settings.max_seq_len
     # k-bit training keeps the residual stream in fp32 (embeddings and norms upcast).
@@ -273,6 +347,8 @@ def estimate_memory(
     else:
         elements = arch.num_hidden_layers * per_layer
     activations = tokens * elements * act_bytes + tokens * arch.hidden_size * act_bytes * 2
+    if settings.lora_embeddings:
+        activations += tokens * 2 * settings.lora_r * 4  # the embedding's and head's A outputs
     logits = tokens * arch.vocab_size * 4 * LOSS_LOGIT_COPIES
     if DTYPE_BYTES[dtype] != 4:
         logits += tokens * arch.vocab_size * DTYPE_BYTES[dtype]  # the LM head's own output
@@ -286,6 +362,8 @@ def estimate_memory(
             copies = KBIT_CPU_OUTPUT_COPIES * tokens * arch.num_hidden_layers * out_features
             overhead += copies * compute_bytes
         checkpoint = _mapped_checkpoint_bytes(arch, settings.quantization, dtype, checkpoint_dtype)
+    elif device == "mps":
+        overhead = CPU_RUNTIME_MB * MB + CUDA_FRAGMENTATION * (activations + logits)
     else:
         overhead = CUDA_CONTEXT_MB * MB + CUDA_FRAGMENTATION * (activations + logits)
 
@@ -295,7 +373,7 @@ def estimate_memory(
         unquantized_mb=rest / MB,
         lora_mb=n_lora * 4 / MB,
         gradients_mb=n_lora * 4 / MB,
-        optimizer_mb=n_lora * state_bytes / MB,
+        optimizer_mb=state_bytes / MB,
         activations_mb=activations / MB,
         logits_mb=logits / MB,
         overhead_mb=overhead / MB,
@@ -322,9 +400,22 @@ def _mapped_checkpoint_bytes(arch: Arch, quantization: str, dtype: str, ckpt_dty
     return (linear * linear_copied + rest * rest_copied) * ckpt_bytes
 
 
-def fits(estimate: MemoryEstimate, device_memory_mb: float) -> tuple[bool, float]:
-    """(whether the run fits, headroom in MB: negative by how much it does not)."""
-    headroom = device_memory_mb - estimate.total_mb
+# Keep this share of the device free: other processes, allocator spikes, estimate error
+# (8-bit runs were measured 4-8% above their estimate). The run form's fit check and
+# the recommendations both keep it.
+SAFETY_MARGIN = 0.10
+
+
+def usable_mb(device_memory_mb: float, margin: float = SAFETY_MARGIN) -> float:
+    return device_memory_mb * (1 - margin)
+
+
+def fits(
+    estimate: MemoryEstimate, device_memory_mb: float, margin: float = SAFETY_MARGIN
+) -> tuple[bool, float]:
+    """(whether the run fits in the device less the safety margin, headroom in MB below
+    that usable memory: negative by how much it does not fit)."""
+    headroom = usable_mb(device_memory_mb, margin) - estimate.total_mb
     return headroom >= 0, headroom
 
 
@@ -333,8 +424,6 @@ def fits(estimate: MemoryEstimate, device_memory_mb: float) -> tuple[bool, float
 PRESETS = ("8gb", "balanced", "quality")
 EIGHT_GB_MB = 8 * 1024
 TARGET_EFFECTIVE_BATCH = 16
-# Keep this share of the device free: other processes, allocator spikes, estimate error.
-SAFETY_MARGIN = 0.10
 
 
 def recommend(
@@ -357,7 +446,10 @@ def recommend(
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}: expected one of {', '.join(PRESETS)}")
     budget = min(device_memory_mb, EIGHT_GB_MB) if preset == "8gb" else device_memory_mb
-    usable = budget * (1 - SAFETY_MARGIN)
+    usable = usable_mb(budget)
+    # bitsandbytes' 8-bit AdamW: a quarter of AdamW's state, for the 8 GB preset (and
+    # anywhere the 8-bit optimizer runs when memory is tight); never on Apple MPS.
+    optimizer = "adamw8bit" if preset == "8gb" and device in ("cuda", "cpu") else "adamw"
     reasons: list[tuple[str, str]] = []
     params = param_count(arch)
 
@@ -380,6 +472,7 @@ def recommend(
                         batch_size=batch,
                         max_seq_len=max_len,
                         gradient_checkpointing=checkpointing,
+                        optimizer=optimizer,
                     )
                     est = estimate_memory(arch, settings, device=device)
                     if est.total_mb <= usable:
@@ -396,7 +489,7 @@ def recommend(
     if chosen is None:
         settings = MemorySettings(
             quantization="4bit", lora_r=rank, batch_size=1, max_seq_len=lengths[-1],
-            gradient_checkpointing=True,
+            gradient_checkpointing=True, optimizer=optimizer,
         )  # fmt: skip
         chosen = ("4bit", lengths[-1], True, 1, estimate_memory(arch, settings, device=device))
     quantization, max_len, checkpointing, batch, est = chosen
@@ -423,7 +516,17 @@ def recommend(
         "grad_accum": grad_accum,
         "max_seq_len": max_len,
         "gradient_checkpointing": checkpointing,
-        "optimizer": "adamw",
+        "optimizer": optimizer,
+        "warmup_ratio": 0.03,
+        "warmup_steps": 0,
+        "weight_decay": 0.0,
+        "lr_scheduler": "cosine",
+        "max_grad_norm": 1.0,
+        "autocast": "auto",
+        "train_on_prompt": False,
+        "use_rslora": False,
+        "use_dora": False,
+        "lora_embeddings": False,
     }
     target = "an 8 GB GPU" if preset == "8gb" else f"{budget / 1024:.0f} GB"
     if quantization == "4bit":
@@ -460,6 +563,20 @@ def recommend(
         reasons.append(
             ("gradient_checkpointing", "on: recomputing activations is the price of fitting")
         )
+    if optimizer == "adamw8bit":
+        reasons.append(
+            (
+                "optimizer",
+                f"8-bit AdamW: {est.optimizer_mb:,.1f} MB of optimizer state, a quarter of "
+                "AdamW's, for an 8 GB GPU",
+            )
+        )
+    else:
+        reasons.append(("optimizer", "AdamW: the LoRA states are small at this size"))
+    reasons.append(
+        ("autocast", "auto: bf16 where the device has it natively, else fp32 (no loss scaling)")
+    )
+    reasons.append(("warmup_ratio", "3% warmup with a cosine decay: Adam's first steps stay small"))
     if not fitted:
         reasons.append(
             ("quantization", f"even the smallest setting needs about {est.total_mb:,.0f} MB; "

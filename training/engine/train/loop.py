@@ -13,6 +13,7 @@ import gc
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,9 +24,10 @@ import torch
 from training.engine.config import ConfigError, RunConfig
 from training.engine.data.pipeline import examples_for_run, records_for_run
 from training.engine.data.tokenize import Example
+from training.engine.devices import DeviceReport, Precision, check_support, resolve_precision
 from training.engine.evaluate.loss import evaluation_loss
 from training.engine.models import store
-from training.engine.train import checkpoint, speed, threads
+from training.engine.train import checkpoint, hardware, speed, threads
 from training.engine.train.batches import Batch, count_real, count_trained, make_batch, summed_loss
 from training.engine.train.checkpoint import Checkpoint
 from training.engine.train.lora import attach_lora
@@ -67,6 +69,8 @@ class TrainResult:
     adapter_dir: str | None
     elapsed_s: float
     eval_loss: float | None = None  # the last validation loss, when the run has validation data
+    precision: str = ""  # what the run trained in, and why ("auto" resolved on its device)
+    optimizer_state_mb: float | None = None  # the optimizer's state tensors after the last step
 
 
 @dataclass
@@ -102,14 +106,15 @@ def train(
     reset_peak_memory()  # this run's peak, not the worker's or its parent's
     configure_threads()
     seed_everything(config.seed)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    report = hardware.this_device()
+    device = report.kind
+    precision = check_device(config, report)
+    hooks.log(f"precision: {precision.label} ({precision.reason})")
 
     hooks.log("reading the dataset…")
     records, validation = records_for_run(config)
-    hooks.log(f"loading the model ({config.quantization}) on {device}…")
-    compute_dtype = config.resolved_compute_dtype(
-        device == "cuda", device == "cuda" and torch.cuda.is_bf16_supported()
-    )
+    hooks.log(f"loading the model ({config.quantization}) on {device}: {report.name}…")
+    compute_dtype = config.resolved_compute_dtype(device == "cuda", report.bf16)
     model, tokenizer = store.load_model_and_tokenizer(
         Path(config.model_dir),
         quantization=config.quantization,  # type: ignore[arg-type]
@@ -133,9 +138,19 @@ def train(
     trainable, total = model.get_nb_trainable_parameters()
     hooks.log(f"trainable params: {trainable:,} / {total:,} ({100 * trainable / total:.3f}%)")
     trainer = Trainer(model, tokenizer, examples, config, device, hooks, val_examples)
+    trainer.precision = f"{precision.label} ({precision.reason})"
     if resume_from is not None:
         trainer.resume(resume_from)
     return trainer.run()
+
+
+def check_device(config: RunConfig, device: DeviceReport) -> Precision:
+    """The run's precision on ``device``; :class:`ConfigError` for a setting it cannot run
+    (the form refuses these first, from the worker's report; this is the worker's word)."""
+    errors = check_support(config, device)
+    if errors:
+        raise ConfigError(errors)
+    return resolve_precision(config.autocast, config.quantization, device)
 
 
 def configure_threads() -> None:
@@ -183,6 +198,12 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and any(t in text for t in OUT_OF_MEMORY_TEXTS)
 
 
+def uses_loss_scaling(config: RunConfig, device: str) -> bool:
+    return device == "cuda" and (
+        config.autocast == "float16" or config.resolved_compute_dtype(True, False) == "float16"
+    )
+
+
 def split_examples(examples: list[Example], pieces: int) -> list[list[Example]]:
     """``examples`` in ``pieces`` consecutive parts as even as can be (none empty)."""
     size = math.ceil(len(examples) / pieces)
@@ -197,15 +218,40 @@ def plan_steps(config: RunConfig, n_examples: int) -> tuple[int, int]:
     return steps_per_epoch, total
 
 
+BNB_OPTIMIZER_CLASSES = {
+    "adamw8bit": "AdamW8bit",
+    "paged_adamw8bit": "PagedAdamW8bit",
+    "paged_adamw32bit": "PagedAdamW32bit",
+}
+
+
 def build_optimizer(params: list[torch.nn.Parameter], config: RunConfig) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=config.learning_rate, momentum=0.9, weight_decay=config.weight_decay
         )
+    if config.optimizer in BNB_OPTIMIZER_CLASSES:
+        import bitsandbytes as bnb
+
+        # Off CUDA bitsandbytes pages nothing and warns on every tensor's first step;
+        # the run log says it once (see Trainer.__init__).
+        warnings.filterwarnings("ignore", "Paged optimizers are not supported", UserWarning)
+        optimizer_class = getattr(bnb.optim, BNB_OPTIMIZER_CLASSES[config.optimizer])
+        return optimizer_class(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     # fused: one kernel for all LoRA tensors instead of a dozen small ops per tensor.
     return torch.optim.AdamW(
         params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
     )
+
+
+def optimizer_state_mb(optimizer: torch.optim.Optimizer) -> float:
+    """MB held by the optimizer's state tensors (moments, 8-bit block scales, quant maps)."""
+    total = 0
+    for state in optimizer.state.values():
+        for value in state.values():
+            if torch.is_tensor(value):
+                total += value.numel() * value.element_size()
+    return total / 2**20
 
 
 def clip_gradients(params: list[torch.nn.Parameter], max_norm: float) -> float:
@@ -276,9 +322,14 @@ class Trainer:
         self.scheduler = get_scheduler(
             config.lr_scheduler,
             self.optimizer,
-            num_warmup_steps=math.ceil(config.warmup_ratio * self.total_steps),
+            num_warmup_steps=config.warmup_for(self.total_steps),
             num_training_steps=self.total_steps,
         )
+        if config.optimizer.startswith("paged_") and device != "cuda":
+            hooks.log(f"{config.optimizer}: paging needs CUDA; on {device} it runs unpaged")
+        # fp16's narrow range: scale the loss so small gradients do not flush to zero.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=uses_loss_scaling(config, device))
+        self.precision = ""
         self.batches = iterate_batches(examples, config.batch_size, config.seed)
         self.pad_id = tokenizer.pad_token_id
         self.clock = Clock()
@@ -350,9 +401,11 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 return stop
             loss += self._loss_step(batch, trained)
+        self.scaler.unscale_(self.optimizer)  # clip the true gradients (no-op without fp16)
         grad_norm = clip_gradients(self.params, self.config.max_grad_norm)
         learning_rate = self.scheduler.get_last_lr()[0]
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
@@ -391,7 +444,7 @@ class Trainer:
         """Forward and backward of one micro-batch; its share of the window's mean loss."""
         batch = {k: v.to(self.device) for k, v in batch.items()}
         part = summed_loss(self.model, batch) / max(window_trained, 1)
-        part.backward()
+        self.scaler.scale(part).backward()
         self.clock.tokens += count_real(batch)
         return float(part.detach())
 
@@ -482,7 +535,8 @@ class Trainer:
         """Adapter, optimizer, scheduler and RNG as they were at ``at`` (a step boundary)."""
 
         def write_files(folder: Path) -> None:
-            self.model.save_pretrained(folder)  # peft: adapter weights and config only
+            # peft: adapter weights and config only (the base embeddings never change here)
+            self.model.save_pretrained(folder, save_embedding_layers=False)
             torch.save(self.optimizer.state_dict(), folder / "optimizer.pt")
             torch.save(self.scheduler.state_dict(), folder / "scheduler.pt")
             torch.save(at.rng, folder / "rng.pt")
@@ -540,7 +594,7 @@ class Trainer:
         adapter_dir: Path | None = None
         if outcome.saves_adapter:
             adapter_dir = output_dir / "adapter"
-            self.model.save_pretrained(adapter_dir)
+            self.model.save_pretrained(adapter_dir, save_embedding_layers=False)
             self.tokenizer.save_pretrained(adapter_dir)
             self.hooks.log("adapter saved")
         elif outcome == Outcome.CANCELLED:
@@ -559,6 +613,8 @@ class Trainer:
             adapter_dir=str(adapter_dir) if adapter_dir else None,
             elapsed_s=self.clock.elapsed(),
             eval_loss=self.eval_loss,
+            precision=self.precision,
+            optimizer_state_mb=optimizer_state_mb(self.optimizer) if self.step else None,
         )
         if outcome != Outcome.LOST:  # the worker that owns the run now writes its own
             output_dir.mkdir(parents=True, exist_ok=True)

@@ -44,15 +44,32 @@ def attach_lora(model: Any, config: RunConfig) -> Any:
     elif config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
+    targets = resolve_target_modules(model, config.target_modules)
+    if config.lora_embeddings:
+        targets = [*targets, *embedding_module_names(model)]
     lora = LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
-        target_modules=resolve_target_modules(model, config.target_modules),
+        target_modules=targets,
+        use_rslora=config.use_rslora,
+        use_dora=config.use_dora,
         bias="none",
         task_type="CAUSAL_LM",
     )
     return speed.speed_up(get_peft_model(model, lora), config)
+
+
+def embedding_module_names(model: Any) -> list[str]:
+    """The leaf names of the input embeddings and the LM head (LoRA on both)."""
+    wanted = [model.get_input_embeddings(), model.get_output_embeddings()]
+    names = []
+    for full_name, module in model.named_modules():
+        if any(module is w for w in wanted if w is not None):
+            leaf = full_name.rsplit(".", 1)[-1]
+            if leaf not in names:
+                names.append(leaf)
+    return names
 
 
 def keep_4bit_layout_for_training(model: Any) -> None:

@@ -43,8 +43,13 @@ def resolve_autocast(config: RunConfig, device: str) -> torch.dtype | None:
     """The autocast dtype for the forward pass, or None for plain fp32.
 
     "auto" turns bf16 autocast on only for an fp32 model on a CPU with native bf16;
-    CUDA runs get bf16 through ``compute_dtype`` instead.
+    CUDA runs get bf16 through ``compute_dtype`` instead. "float16" autocasts on CUDA
+    and MPS (the loop scales the loss on CUDA); CPUs have no fast fp16 and refuse it.
     """
+    if config.autocast == "float16":
+        if device == "cpu":
+            raise ConfigError({"autocast": "CPUs have no fast fp16 matmuls: choose bf16 or fp32"})
+        return torch.float16
     compute = config.resolved_compute_dtype(device == "cuda", False)
     cpu_bf16 = device == "cpu" and cpu_has_fast_bf16()
     if not uses_bf16_autocast(config.autocast, config.quantization, compute, device, cpu_bf16):
