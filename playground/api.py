@@ -59,7 +59,7 @@ def api_key_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
 def _run_models(user):
     runs = Run.objects.filter(
         owner=user, status__in=[Run.Status.COMPLETED, Run.Status.TIMED_OUT]
-    ).select_related("base_model")
+    ).select_related("base_model", "base_run")
     return [run for run in runs if run.has_adapter]
 
 

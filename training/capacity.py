@@ -81,10 +81,11 @@ def this_cpu_has_bf16() -> bool:
     return False
 
 
-def capacity_for(base_model: BaseModel, config: dict) -> Capacity | None:
-    """None when the model's folder has no readable config (e.g. not downloaded yet)."""
+def capacity_for(base: BaseModel | str, config: dict) -> Capacity | None:
+    """The estimate for fine-tuning ``base`` (a store model, or a model folder's path);
+    None when the folder has no readable config (e.g. not downloaded yet)."""
     try:
-        facts = read_model_facts(base_model.path)
+        facts = read_model_facts(base if isinstance(base, str) else base.path)
     except (OSError, ValueError):
         return None
     device = target_device()
@@ -97,6 +98,12 @@ def capacity_for(base_model: BaseModel, config: dict) -> Capacity | None:
     )
     ok, headroom = fits(estimate, device.memory_mb)
     return Capacity(estimate, device, ok, headroom)
+
+
+def largest_worker_bytes() -> int:
+    """Memory of the largest live worker (this machine's when none reported yet): what a
+    design's training must fit in."""
+    return int(target_device().memory_mb * 2**20)
 
 
 # Beside the adapter weights, a run folder holds a copy of the tokenizer, the
