@@ -36,6 +36,7 @@ SAMPLE_LABELS = {
     "json-answer": _("Answer in JSON (instructions)"),
     "unit-chat": _("Unit conversion (chat)"),
     "tiny-stories": _("Tiny stories (plain text)"),
+    "pretraining-stories": _("Pretraining stories (plain text, varied)"),
 }
 
 

@@ -147,7 +147,7 @@ def run_generate(request: HttpRequest, run_id: int) -> HttpResponse:
         )
     context = {"run": run, "generate_form": form, "generations": run.generations.all()[:10]}
     if request.htmx:
-        return render(request, "training/_generate.html", context)
+        return render(request, "training/_generate.html#generate_panel", context)
     return redirect(run)
 
 
