@@ -36,6 +36,17 @@ def watch_csp(context) -> list[dict]:
     return violations
 
 
+# True once the page has loaded, htmx has processed it and no htmx request or swap is
+# under way: a change event sent before then can fall on a form htmx does not yet watch
+# (a plain link navigation loads a new page, whose deferred htmx starts later).
+HTMX_SETTLED = """() => document.readyState === "complete" && window.htmx !== undefined
+  && !document.querySelector(".htmx-request, .htmx-swapping, .htmx-settling")"""
+
+
+def htmx_settled(page) -> None:
+    page.wait_for_function(HTMX_SETTLED)
+
+
 @pytest.fixture(scope="session")
 def browser():
     if not shutil.which(CHROMIUM):
@@ -43,7 +54,10 @@ def browser():
     # Playwright's sync API runs an event loop in this thread; Django's ORM
     # calls made by the test itself are still synchronous and safe.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # A busy CI machine can take longer than the 5 s default to render a fragment.
+    expect.set_options(timeout=15_000)
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

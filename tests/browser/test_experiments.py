@@ -5,6 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser_fixtures import htmx_settled
 from tests.factories import PASSWORD, make_base_model, make_project, make_run, make_user
 from training.models import Run
 
@@ -40,19 +41,24 @@ def test_sort_filter_select_and_compare(page):
 
     rows = page.get_by_test_id("runs-row")
     expect(rows).to_have_count(3)
+    htmx_settled(page)
     page.get_by_test_id("sort-loss").click()
     expect(page).to_have_url(re.compile(r"sort=loss"))
     expect(rows.first).to_contain_text("low")
+    htmx_settled(page)
     page.get_by_test_id("sort-loss").click()  # again: descending
     expect(page).to_have_url(re.compile(r"sort=-loss"))
     expect(rows.first).to_contain_text("high")
 
+    htmx_settled(page)
     page.get_by_test_id("filter-status").select_option(Run.Status.FAILED)
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("broken")
+    htmx_settled(page)
     page.get_by_test_id("filter-status").select_option("")
     expect(rows).to_have_count(3)
 
+    htmx_settled(page)
     for run in made[:2]:
         page.locator(f"tr[data-run='{run.pk}'] input[type=checkbox]").check()
     page.get_by_test_id("compare-selected").click()
