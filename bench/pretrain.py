@@ -36,20 +36,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
-from transformers import PreTrainedTokenizerFast, get_scheduler  # noqa: E402
+import torch
+from transformers import PreTrainedTokenizerFast, get_scheduler
 
-from training.engine.design import corpus, counts, spec  # noqa: E402
-from training.engine.design import tokenizer as design_tokenizer  # noqa: E402
-from training.engine.design.build import build_model  # noqa: E402
-from training.engine.design.pretrain import (  # noqa: E402
+from training.engine.design import corpus, counts, spec
+from training.engine.design import tokenizer as design_tokenizer
+from training.engine.design.build import build_model
+from training.engine.design.pretrain import (
     PretrainSettings,
     autocast_dtype,
     examples_from_texts,
     pretrain,
 )
-from training.engine.train.loop import TrainHooks, configure_threads, iterate_batches  # noqa: E402
-from training.engine.train.peak import device_peak_flops  # noqa: E402
+from training.engine.train.loop import TrainHooks, configure_threads, iterate_batches
+from training.engine.train.peak import device_peak_flops
 
 
 def ours(design, tokenizer_dir, texts, settings: PretrainSettings, out: Path) -> dict:

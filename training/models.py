@@ -55,9 +55,10 @@ class Run(Transitions, models.Model):
     base_model = models.ForeignKey(
         BaseModel, on_delete=models.PROTECT, related_name="runs", null=True, blank=True
     )
+    # RESTRICT, not PROTECT: deleting a project or an account takes both runs along.
     base_run = models.ForeignKey(
         "self",
-        on_delete=models.PROTECT,
+        on_delete=models.RESTRICT,
         related_name="finetunes",
         null=True,
         blank=True,

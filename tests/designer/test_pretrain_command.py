@@ -54,7 +54,7 @@ def test_a_bad_design_file_is_refused_with_its_errors(tmp_path):
     broken = tiny().to_dict() | {"hidden_size": 66}
     (tmp_path / "d.yaml").write_text(yaml.safe_dump({"design": broken}))
     (tmp_path / "t.txt").write_text("a story\n")
-    with pytest.raises(CommandError, match="hidden_size|layers.0.heads"):
+    with pytest.raises(CommandError, match=r"hidden_size|layers\.0\.heads"):
         call_command(
             "pretrain", config=str(tmp_path / "d.yaml"), data=str(tmp_path / "t.txt"), out="x"
         )

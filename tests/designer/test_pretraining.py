@@ -371,3 +371,49 @@ def test_the_run_socket_is_the_owners_only_and_pushes_samples(setup):
 
     pushed = websockets.push_after_connect(f"/ws/runs/{run.pk}/", run.owner, sample)
     assert 'data-testid="sample"' in pushed and "Tom saw a fox" in pushed
+
+
+def test_deleting_the_project_takes_a_pretrained_run_and_its_fine_tunes(setup):
+    project, dataset, tokenizer, design = setup
+    done = pretraining_run(design, dataset, tokenizer, status=Run.Status.COMPLETED)
+    Run.objects.create(
+        owner=done.owner, project=project, dataset=dataset, base_run=done, name="t", config={}
+    )
+    from projects.datasets import delete_project
+
+    delete_project(project)  # its runs go first, a fine-tune along with its base run
+    assert not Run.objects.exists()
+
+
+def test_a_pretraining_cut_by_its_worker_resumes_from_its_checkpoint(
+    setup, broker, run_queued, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The worker's shutdown hands the run back at step 3; the next worker goes on."""
+    from training.engine.train.outcome import Outcome
+    from training.jobs import train as train_job
+
+    _project, dataset, tokenizer, design = setup
+    run = pretraining_run(design, dataset, tokenizer)
+    Run.objects.filter(pk=run.pk).update(config={**run.config, "checkpoint_every": 3})
+    stop_once = {"armed": True}
+    original = train_job.RunReporter.should_stop
+
+    def should_stop(self):
+        if stop_once["armed"] and self.run.step >= 3:
+            stop_once["armed"] = False
+            return Outcome.INTERRUPTED
+        return original(self)
+
+    monkeypatch.setattr(train_job.RunReporter, "should_stop", should_stop)
+    with django_capture_on_commit_callbacks(execute=True):
+        train_job.train_claimed(train_job.claim_next_run())
+    run.refresh_from_db()
+    assert run.status == Run.Status.INTERRUPTED and [c.step for c in run.checkpoints] == [3]
+    with django_capture_on_commit_callbacks(execute=True):
+        train_job.train_claimed(train_job.claim_next_run())
+    run.refresh_from_db()
+    assert run.status == Run.Status.COMPLETED, run.error
+    assert list(run.metrics.values_list("step", flat=True)) == [1, 2, 3, 4, 5, 6]
+    assert list(run.samples.values_list("step", flat=True)) == [3, 6]
+    assert run.logs.filter(line__startswith="resumes from checkpoint step 3").exists()
+    assert run.has_model

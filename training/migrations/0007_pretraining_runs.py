@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='run',
             name='base_run',
-            field=models.ForeignKey(blank=True, help_text='The pretraining run whose model this run fine-tunes.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='finetunes', to='training.run'),
+            field=models.ForeignKey(blank=True, help_text='The pretraining run whose model this run fine-tunes.', null=True, on_delete=django.db.models.deletion.RESTRICT, related_name='finetunes', to='training.run'),
         ),
         migrations.AddField(
             model_name='run',
