@@ -43,3 +43,10 @@ def download_model(download_id: int) -> None:
     from projects.jobs.download import run_download
 
     run_download(download_id)
+
+
+@dramatiq.actor(queue_name=settings.QUEUE_DEFAULT, time_limit=6 * HOUR_MS, max_retries=0)
+def import_hub_dataset(import_id: int) -> None:
+    from projects.jobs.hub_import import run_import
+
+    run_import(import_id)

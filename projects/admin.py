@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from projects.models import BaseModel, Dataset, ModelDownload, Project, Upload
+from projects.models import BaseModel, Dataset, DatasetImport, ModelDownload, Project, Upload
 
 
 @admin.register(Project)
@@ -42,6 +42,14 @@ class ModelDownloadAdmin(admin.ModelAdmin):
     list_display = ["repo_id", "status", "bytes_done", "bytes_total", "requested_by", "created"]
     list_filter = ["status"]
     readonly_fields = [f.name for f in ModelDownload._meta.fields]
+
+
+@admin.register(DatasetImport)
+class DatasetImportAdmin(admin.ModelAdmin):
+    list_display = ["repo_id", "split", "status", "bytes_done", "rows_checked", "owner", "created"]
+    list_filter = ["status"]
+    search_fields = ["repo_id", "owner__email"]
+    readonly_fields = [f.name for f in DatasetImport._meta.fields]
 
 
 @admin.register(Upload)

@@ -1,5 +1,5 @@
 from projects import events
-from projects.models import Dataset, Upload
+from projects.models import Dataset, DatasetImport, Upload
 from slmlab.consumers import FollowConsumer
 
 
@@ -35,3 +35,20 @@ class UploadConsumer(FollowConsumer):
 
     def current_state(self, upload: Upload) -> str:
         return events.render_upload(upload)
+
+
+class DatasetImportConsumer(FollowConsumer):
+    """Follows one Hub import: bytes fetched, rows checked, then the dataset it made."""
+
+    def find(self, user, kwargs) -> DatasetImport | None:
+        return (
+            DatasetImport.objects.filter(pk=kwargs["import_id"], owner_id=user.pk)
+            .select_related("result")
+            .first()
+        )
+
+    def group_of(self, item: DatasetImport) -> str:
+        return events.import_group(item.pk)
+
+    def current_state(self, item: DatasetImport) -> str:
+        return events.render_import(item)

@@ -35,6 +35,9 @@ PREVIEW_CHARS = 2000
 SAMPLE_LABELS = {
     "json-answer": _("Answer in JSON (instructions)"),
     "unit-chat": _("Unit conversion (chat)"),
+    "decompose": _("Question decomposition (JSON)"),
+    "ko-en": _("Korean → English"),
+    "ko-instruct": _("Korean instructions"),
     "tiny-stories": _("Tiny stories (plain text)"),
     "pretraining-stories": _("Pretraining stories (plain text, varied)"),
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.template.loader import render_to_string
 
-from projects.models import Dataset, DatasetCheck, DatasetStats, Upload
+from projects.models import Dataset, DatasetCheck, DatasetImport, DatasetStats, Upload
 from slmlab.charts import histogram_chart
 from slmlab.consumers import push_to_group
 
@@ -85,5 +85,22 @@ def publish_upload(upload_id: int) -> None:
         upload = Upload.objects.filter(pk=upload_id).select_related("result", "project").first()
         if upload is not None:
             push_to_group(upload_group(upload_id), render_upload(upload))
+
+    transaction.on_commit(send)
+
+
+def import_group(import_id: int) -> str:
+    return f"dataset-import-{import_id}"
+
+
+def render_import(item: DatasetImport) -> str:
+    return render_to_string("projects/hub_import.html#import_status", {"item": item})
+
+
+def publish_import(import_id: int) -> None:
+    def send() -> None:
+        item = DatasetImport.objects.filter(pk=import_id).select_related("result").first()
+        if item is not None:
+            push_to_group(import_group(import_id), render_import(item))
 
     transaction.on_commit(send)

@@ -344,6 +344,42 @@ class ModelDownload(Job):
         return min(100, round(100 * self.bytes_done / self.bytes_total)) if self.bytes_total else 0
 
 
+class DatasetImport(Job):
+    """A dataset of the Hugging Face Hub imported into a project, on the CPU worker: its
+    data files fetched at one commit, combined into one file, checked row by row and
+    stored as a new dataset (``result``); a problem fails it and nothing is stored."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="dataset_imports"
+    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="imports")
+    repo_id = models.CharField(_("repository"), max_length=200)
+    config = models.CharField(_("config"), max_length=100, blank=True)
+    split = models.CharField(_("split"), max_length=100, default="train")
+    revision = models.CharField(_("revision"), max_length=100, blank=True)
+    name = models.CharField(_("dataset name"), max_length=200)
+    commit = models.CharField(max_length=64, blank=True, help_text=_("The commit fetched"))
+    files = models.JSONField(default=list, blank=True, help_text=_("The data files fetched"))
+    bytes_done = models.BigIntegerField(default=0)
+    bytes_total = models.BigIntegerField(default=0)
+    rows_checked = models.PositiveIntegerField(default=0)
+    result = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.repo_id} → {self.project} ({self.get_status_display()})"
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        return min(100, round(100 * self.bytes_done / self.bytes_total)) if self.bytes_total else 0
+
+
 class UploadStatus(models.TextChoices):
     """A job's statuses, with the time before it: while the browser sends the file."""
 

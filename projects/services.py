@@ -14,12 +14,14 @@ from projects.actors import (
     check_upload,
     compute_dataset_stats,
     download_model,
+    import_hub_dataset,
     preview_tokens,
 )
 from projects.models import (
     BaseModel,
     Dataset,
     DatasetCheck,
+    DatasetImport,
     DatasetStats,
     ModelDownload,
     Upload,
@@ -82,6 +84,24 @@ def request_download(user: User, entry: CatalogModel) -> ModelDownload:
         )
         transaction.on_commit(lambda: download_model.send(download.pk))
     return download
+
+
+def request_hub_import(
+    project, repo_id: str, config: str, split: str, revision: str, name: str
+) -> DatasetImport:
+    """Queue an import of a Hub dataset into ``project`` on the CPU worker (after commit)."""
+    with transaction.atomic():
+        item = DatasetImport.objects.create(
+            owner=project.owner,
+            project=project,
+            repo_id=repo_id,
+            config=config,
+            split=split or "train",
+            revision=revision,
+            name=name or repo_id.rsplit("/", 1)[-1],
+        )
+        transaction.on_commit(lambda: import_hub_dataset.send(item.pk))
+    return item
 
 
 def finish_upload(upload: Upload) -> Upload:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from projects import dataset_views, synthetic_views, upload_views, views
+from projects import dataset_views, hub_views, synthetic_views, upload_views, views
 
 app_name = "projects"
 urlpatterns = [
@@ -15,6 +15,17 @@ urlpatterns = [
         "<int:project_id>/datasets/generate/",
         synthetic_views.synthetic_dataset,
         name="dataset_synthetic",
+    ),
+    path("<int:project_id>/datasets/hub/", hub_views.hub_import, name="hub_import"),
+    path(
+        "<int:project_id>/datasets/hub/<int:import_id>/",
+        hub_views.hub_import_status,
+        name="hub_import_status",
+    ),
+    path(
+        "<int:project_id>/datasets/hub/<int:import_id>/cancel/",
+        hub_views.hub_import_cancel,
+        name="hub_import_cancel",
     ),
     path("<int:project_id>/uploads/", upload_views.upload_start, name="upload_start"),
     path("<int:project_id>/uploads/<int:upload_id>/", upload_views.upload_piece, name="upload"),

@@ -3,7 +3,7 @@ from django.urls import path, re_path
 from designer.consumers import TokenizerConsumer
 from evaluations.consumers import EvaluationConsumer
 from exports.consumers import ExportsConsumer
-from projects.consumers import DatasetConsumer, UploadConsumer
+from projects.consumers import DatasetConsumer, DatasetImportConsumer, UploadConsumer
 from slmlab.consumers import UnknownPathConsumer
 from training.consumers import RunConsumer
 
@@ -12,6 +12,7 @@ websocket_urlpatterns = [
     path("ws/runs/<int:run_id>/exports/", ExportsConsumer.as_asgi()),
     path("ws/datasets/<int:dataset_id>/", DatasetConsumer.as_asgi()),
     path("ws/uploads/<int:upload_id>/", UploadConsumer.as_asgi()),
+    path("ws/dataset-imports/<int:import_id>/", DatasetImportConsumer.as_asgi()),
     path("ws/tokenizers/<int:tokenizer_id>/", TokenizerConsumer.as_asgi()),
     path("ws/evaluations/<int:evaluation_id>/", EvaluationConsumer.as_asgi()),
     # Last: any other path is refused like a missing object, not with a routing error.

@@ -26,6 +26,13 @@ legacy LFS protocol (the client is told not to use Xet, which this server does n
 
 ``cut_commit()`` drops the connection after reading the next commit, before answering:
 the network failed mid-upload.
+
+And dataset repositories (``add_dataset``), read the way ``HfApi.dataset_info`` and
+``hf_hub_download(repo_type="dataset")`` read them: ``GET /api/datasets/<repo>[/revision/<rev>]``
+(with ``cardData``, the README's metadata, where the ``configs`` a repository declares
+live) and ``HEAD``/``GET /datasets/<repo>/resolve/<rev>/<file>``. A private dataset answers
+like a missing one without a token that may read it; a gated one shows its file list to
+anyone and its files only to such a token (``add_reader``).
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-LFS_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".onnx"}
+LFS_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".onnx", ".parquet"}
 CREATE_REPO = "/api/repos/create"
 VALIDATE_YAML = "/api/validate-yaml"
 PREUPLOAD = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/preupload/(?P<rev>[^/]+)$")
@@ -49,6 +56,10 @@ LFS_BATCH = re.compile(r"^/(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch$")
 LFS_UPLOAD = re.compile(r"^/lfs-upload/(?P<repo>[^/]+/[^/]+)/(?P<oid>[0-9a-f]{64})$")
 MODEL_INFO = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?$")
 RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
+DATASET_INFO = re.compile(r"^/api/datasets/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?$")
+DATASET_RESOLVE = re.compile(
+    r"^/datasets/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$"
+)
 
 
 @dataclass
@@ -58,6 +69,8 @@ class FakeRepo:
     repo_id: str
     files: dict[str, bytes]
     gated: bool = False
+    private: bool = False
+    card_data: dict | None = None
     commit: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -94,6 +107,8 @@ class FakeHub:
 
     def __init__(self) -> None:
         self.repos: dict[str, FakeRepo] = {}
+        self.datasets: dict[str, FakeRepo] = {}
+        self.readers: dict[str, set[str]] = {}  # token -> private/gated repos it may read
         self.requests: list[tuple[str, str]] = []  # (method, path without the query)
         # Upload side: token -> namespaces it may write; repos created (private or not);
         # LFS objects received by sha256; the commits, as (repo, header, paths).
@@ -136,6 +151,25 @@ class FakeHub:
         self.repos[repo_id] = repo
         return repo
 
+    def add_dataset(
+        self,
+        repo_id: str,
+        files: dict[str, bytes | str],
+        card_data: dict | None = None,
+        gated: bool = False,
+        private: bool = False,
+    ) -> FakeRepo:
+        """Serve ``files`` (path in the repository -> content) as the dataset ``repo_id``;
+        ``card_data`` is the README's YAML metadata (``{"configs": [...]}``)."""
+        data = {name: c.encode() if isinstance(c, str) else c for name, c in files.items()}
+        repo = FakeRepo(repo_id, data, gated=gated, private=private, card_data=card_data)
+        self.datasets[repo_id] = repo
+        return repo
+
+    def add_reader(self, token: str, *repo_ids: str) -> None:
+        """Let ``token`` read these private or gated repositories."""
+        self.readers.setdefault(token, set()).update(repo_ids)
+
     def add_token(self, token: str, *namespaces: str) -> None:
         """Accept ``token`` for writing repositories under ``namespaces``."""
         self.tokens[token] = set(namespaces)
@@ -156,7 +190,7 @@ class FakeHub:
         return [
             unquote(m["file"])
             for seen, path in self.requests
-            if seen == method and (m := RESOLVE.match(path))
+            if seen == method and (m := RESOLVE.match(path) or DATASET_RESOLVE.match(path))
         ]
 
 
@@ -321,6 +355,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.hub.requests.append((self.command, path))
         if self.command == "GET" and (m := MODEL_INFO.match(path)):
             self._model_info(unquote(m["repo"]), unquote(m["rev"] or "main"))
+        elif self.command == "GET" and (m := DATASET_INFO.match(path)):
+            self._dataset_info(unquote(m["repo"]), unquote(m["rev"] or "main"))
+        elif m := DATASET_RESOLVE.match(path):
+            repo = self._dataset_at(unquote(m["repo"]), unquote(m["rev"]), send_body)
+            if repo is not None:
+                self._send_file(repo, unquote(m["file"]), send_body)
         elif m := RESOLVE.match(path):
             self._resolve(unquote(m["repo"]), unquote(m["rev"]), unquote(m["file"]), send_body)
         else:
@@ -358,11 +398,47 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _may_read(self, repo_id: str) -> bool:
+        token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        return repo_id in self.hub.readers.get(token, set())
+
+    def _dataset_at(self, repo_id: str, revision: str, send_body: bool) -> FakeRepo | None:
+        repo = self.hub.datasets.get(repo_id)
+        if repo is None or (repo.private and not self._may_read(repo_id)):
+            self._error(401, "RepoNotFound", "Repository not found", send_body)
+        elif revision not in ("main", repo.commit):
+            self._error(404, "RevisionNotFound", "Invalid rev id: " + revision, send_body)
+        else:
+            return repo
+        return None
+
+    def _dataset_info(self, repo_id: str, revision: str) -> None:
+        repo = self._dataset_at(repo_id, revision, send_body=True)
+        if repo is None:
+            return
+        self._json(
+            200,
+            {
+                "id": repo_id,
+                "sha": repo.commit,
+                "private": repo.private,
+                "gated": "manual" if repo.gated else False,
+                "disabled": False,
+                "tags": [],
+                "cardData": repo.card_data or {},
+                "siblings": [repo.sibling(name) for name in sorted(repo.files)],
+            },
+        )
+
     def _resolve(self, repo_id: str, revision: str, name: str, send_body: bool) -> None:
         repo = self._repo_at(repo_id, revision, send_body)
         if repo is None:
             return
-        if repo.gated:
+        self._send_file(repo, name, send_body)
+
+    def _send_file(self, repo: FakeRepo, name: str, send_body: bool) -> None:
+        repo_id = repo.repo_id
+        if repo.gated and not self._may_read(repo_id):
             self._error(401, "GatedRepo", f"Access to model {repo_id} is restricted.", send_body)
             return
         if name not in repo.files:

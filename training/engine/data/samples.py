@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from training.engine.data import task_samples
 from training.engine.design import corpus
 
 SAMPLE_SEED = 1234
@@ -268,6 +269,21 @@ def write_pretraining_sample(
     return path
 
 
+def write_decomposition_sample(path: Path | str, n: int = task_samples.TASK_SAMPLE_SIZE) -> Path:
+    """Complex questions -> JSON lists of simple sub-questions (Alpaca JSONL)."""
+    return write_jsonl(path, task_samples.decomposition_rows(n, SAMPLE_SEED))
+
+
+def write_translation_sample(path: Path | str, n: int = task_samples.TASK_SAMPLE_SIZE) -> Path:
+    """Short Korean sentences and their English translations (Alpaca JSONL)."""
+    return write_jsonl(path, task_samples.translation_rows(n, SAMPLE_SEED))
+
+
+def write_korean_sample(path: Path | str, n: int = task_samples.TASK_SAMPLE_SIZE) -> Path:
+    """Korean instructions answered in Korean (Alpaca JSONL)."""
+    return write_jsonl(path, task_samples.korean_instruction_rows(n, SAMPLE_SEED))
+
+
 @dataclass(frozen=True)
 class Sample:
     """A sample dataset the project writes, and how to read it."""
@@ -301,6 +317,33 @@ SAMPLES: dict[str, Sample] = {
             "messages",
             "line",
             write_chat_sample,
+        ),
+        Sample(
+            "decompose",
+            "Sample: question decomposition",
+            "Instruction task: a complex question answered with a JSON list of sub-questions.",
+            "jsonl",
+            "alpaca",
+            "line",
+            write_decomposition_sample,
+        ),
+        Sample(
+            "ko-en",
+            "Sample: Korean to English",
+            "Instruction task: short Korean sentences translated into English.",
+            "jsonl",
+            "alpaca",
+            "line",
+            write_translation_sample,
+        ),
+        Sample(
+            "ko-instruct",
+            "Sample: Korean instructions",
+            "Instruction task in Korean: arithmetic, capitals, opposites and colours.",
+            "jsonl",
+            "alpaca",
+            "line",
+            write_korean_sample,
         ),
         Sample(
             "tiny-stories",

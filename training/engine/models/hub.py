@@ -81,7 +81,9 @@ def plan(repo_id: str, revision: str | None = None) -> Plan:
     return Plan(info.sha or revision, files)
 
 
-class _ProgressPoller(threading.Thread):
+class ProgressPoller(threading.Thread):
+    """Reports the bytes under ``folder`` every second while a download fills it."""
+
     def __init__(self, folder: Path, total: int, on_progress: ProgressCallback) -> None:
         super().__init__(daemon=True, name="hub-progress")
         self.folder, self.total, self.on_progress = folder, total, on_progress
@@ -104,11 +106,11 @@ def _fetch(repo_id: str, name: str, revision: str | None, folder: Path) -> None:
     except Exception as exc:  # the Hub failing mid-way: 5xx, a dropped connection, a short file
         raise HubError(
             f"downloading {name} from the Hugging Face Hub failed "
-            f"({type(exc).__name__}: {_first_line(exc)}); nothing was kept, try again later"
+            f"({type(exc).__name__}: {first_line(exc)}); nothing was kept, try again later"
         ) from exc
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
     # huggingface_hub appends the server's reply and links on further lines.
     return (str(exc).splitlines() or [""])[0]
 
@@ -127,7 +129,7 @@ def download(
     tmp = target.parent / f".{target.name}.download-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     on_progress(0, total)
-    poller = _ProgressPoller(tmp, total, on_progress)
+    poller = ProgressPoller(tmp, total, on_progress)
     poller.start()
     try:
         for name, _size in files:
