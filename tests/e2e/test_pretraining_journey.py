@@ -24,9 +24,10 @@ def test_compose_a_design_train_its_tokenizer_and_watch_it_learn(browser, live_l
     page.locator("#create-project input[name=name]").fill("Tiny stories model")
     page.get_by_role("button", name="Create project").click()
     expect(page.get_by_test_id("project-name")).to_have_text("Tiny stories model")
+    project_url = page.url
     page.get_by_test_id("add-sample-pretraining-stories").click()
     expect(page.get_by_text("Sample: pretraining stories").first).to_be_visible()
-    project_url = page.url
+    page.goto(project_url)
 
     # A 512-token BPE tokenizer, trained on the worker; its page follows the job live.
     page.get_by_test_id("tokenizers-link").click()
