@@ -188,6 +188,7 @@ def test_the_editor_checks_the_design_against_its_tokenizer_and_the_workers(owne
     assert f"id: {tokenizer.pk}" in exported.content.decode()
 
 
+@pytest.mark.slow  # about 25 s on a busy 2-core machine
 def test_the_worker_pretrains_it_with_samples_and_mfu_and_the_model_generates_text(
     owner_client, setup, broker, run_queued, django_capture_on_commit_callbacks
 ):
@@ -385,6 +386,7 @@ def test_deleting_the_project_takes_a_pretrained_run_and_its_fine_tunes(setup):
     assert not Run.objects.exists()
 
 
+@pytest.mark.slow  # about 25 s on a busy 2-core machine
 def test_a_pretraining_cut_by_its_worker_resumes_from_its_checkpoint(
     setup, broker, run_queued, monkeypatch, django_capture_on_commit_callbacks
 ):
