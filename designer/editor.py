@@ -25,6 +25,7 @@ class Edited:
     design: Design
     batch_size: int
     sequence_length: int
+    tokenizer_id: int | None = None
 
 
 def parse(data: QueryDict) -> Edited:
@@ -50,10 +51,12 @@ def parse(data: QueryDict) -> Edited:
     apply_action(design, data.get("action", ""))
     batch = _number(data.get("batch_size", "8"), int)
     seq = _number(data.get("sequence_length", "128"), int)
+    tokenizer = data.get("tokenizer", "")
     return Edited(
         design,
         batch if isinstance(batch, int) and batch > 0 else 8,
         seq if isinstance(seq, int) and seq > 0 else 128,
+        int(tokenizer) if tokenizer.isdigit() else None,
     )
 
 
@@ -98,10 +101,17 @@ def diagram(design: Design) -> tuple[list[DiagramBox], int]:
     return boxes, 8 + len(boxes) * 40
 
 
-def summary(edited: Edited) -> dict:
-    """Errors by field, and the counts when the design is valid."""
+def summary(
+    edited: Edited, *, tokenizer_vocab: int | None = None, memory_limit_bytes: int | None = None
+) -> dict:
+    """Errors by field, and the counts when the design is valid: the vocabulary against
+    its tokenizer's, the training memory against the largest live worker's."""
     errors = counts.check(
-        edited.design, batch_size=edited.batch_size, sequence_length=edited.sequence_length
+        edited.design,
+        batch_size=edited.batch_size,
+        sequence_length=edited.sequence_length,
+        tokenizer_vocab=tokenizer_vocab,
+        memory_limit_bytes=memory_limit_bytes,
     )
     result: dict = {"errors": errors, "counts": None}
     if not errors:

@@ -17,6 +17,16 @@ class Design(models.Model):
     )
     name = models.CharField(_("name"), max_length=100)
     spec = models.JSONField(default=dict)
+    # The tokenizer the design is built for: its vocabulary is checked against the
+    # design's, and pretraining uses it.
+    tokenizer = models.ForeignKey(
+        "TrainedTokenizer",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="designs",
+        verbose_name=_("tokenizer"),
+    )
     batch_size = models.PositiveIntegerField(default=8)
     sequence_length = models.PositiveIntegerField(default=128)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -13,6 +13,11 @@ urlpatterns = [
         name="preview",
     ),
     path(
+        "<int:project_id>/designs/<int:design_id>/pretrain/",
+        views.design_pretrain,
+        name="pretrain",
+    ),
+    path(
         "<int:project_id>/designs/<int:design_id>/design.yaml",
         views.design_export,
         name="export",

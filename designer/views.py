@@ -8,11 +8,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from designer import editor, services
+from designer.forms import PretrainForm
 from designer.models import Design, TrainedTokenizer
 from projects.access import get_project_for_user
 from projects.models import BaseModel
+from training.capacity import largest_worker_bytes
 from training.engine.design import spec
 from training.engine.design import tokenizer as design_tokenizer
 
@@ -69,10 +72,18 @@ def _list_context(project, **extra) -> dict:
 
 
 def _context(design: Design, edited: editor.Edited) -> dict:
-    shown = editor.summary(edited)
+    tokenizers = design.project.tokenizers.filter(status=TrainedTokenizer.Status.DONE)
+    tokenizer = tokenizers.filter(pk=edited.tokenizer_id).first() if edited.tokenizer_id else None
+    shown = editor.summary(
+        edited,
+        tokenizer_vocab=tokenizer.trained_vocab_size if tokenizer else None,
+        memory_limit_bytes=largest_worker_bytes(),
+    )
     return {
         "design": design,
         "project": design.project,
+        "tokenizers": tokenizers,
+        "tokenizer": tokenizer,
         "spec": edited.design,
         "batch_size": edited.batch_size,
         "sequence_length": edited.sequence_length,
@@ -91,14 +102,43 @@ def design_edit(request: HttpRequest, project_id: int, design_id: int) -> HttpRe
         if not request.POST.get("action") and not context["errors"]:
             design.spec = edited.design.to_dict()
             design.batch_size, design.sequence_length = edited.batch_size, edited.sequence_length
-            design.save(update_fields=["spec", "batch_size", "sequence_length", "updated_at"])
+            design.tokenizer = context["tokenizer"]
+            design.save(
+                update_fields=["spec", "batch_size", "sequence_length", "tokenizer", "updated_at"]
+            )
             context["saved"] = True
         template = "designer/design_edit.html"
         if request.htmx:
             template += "#editor"
         return render(request, template, context)
-    edited = editor.Edited(design.design, design.batch_size, design.sequence_length)
-    return render(request, "designer/design_edit.html", _context(design, edited))
+    edited = editor.Edited(
+        design.design, design.batch_size, design.sequence_length, design.tokenizer_id
+    )
+    context = _context(design, edited)
+    context["pretrain_form"] = PretrainForm(design=design)
+    context["runs"] = design.runs.all()[:10]
+    return render(request, "designer/design_edit.html", context)
+
+
+@login_required
+@require_POST
+def design_pretrain(request: HttpRequest, project_id: int, design_id: int) -> HttpResponse:
+    """Queue the pretraining of the saved design; errors re-render the form in place."""
+    design = _get_design_for_user(request, project_id, design_id)
+    form = PretrainForm(request.POST, design=design)
+    if form.is_valid():
+        run = services.start_pretraining(form)
+        if request.htmx:
+            return HttpResponseClientRedirect(run.get_absolute_url())
+        return redirect(run)
+    context = {"design": design, "project": design.project, "pretrain_form": form}
+    if request.htmx:
+        return render(request, "designer/design_edit.html#pretrain", context)
+    edited = editor.Edited(
+        design.design, design.batch_size, design.sequence_length, design.tokenizer_id
+    )
+    context = {**_context(design, edited), **context, "runs": design.runs.all()[:10]}
+    return render(request, "designer/design_edit.html", context, status=400)
 
 
 @login_required
@@ -119,6 +159,11 @@ def design_export(request: HttpRequest, project_id: int, design_id: int) -> Http
         "batch_size": design.batch_size,
         "sequence_length": design.sequence_length,
     }
+    if design.tokenizer_id:
+        document["tokenizer"] = {
+            "id": design.tokenizer_id,
+            "vocab_size": design.tokenizer.trained_vocab_size,
+        }
     response = HttpResponse(yaml.safe_dump(document, sort_keys=False), content_type="text/yaml")
     response["Content-Disposition"] = f'attachment; filename="design-{design.pk}.yaml"'
     return response
@@ -142,9 +187,15 @@ def design_import(request: HttpRequest, project_id: int) -> HttpResponse:
     if error:
         context = _list_context(project, import_error=error)
         return render(request, "designer/design_list.html", context, status=400)
+    linked = document.get("tokenizer")
+    tokenizer_id = linked.get("id") if isinstance(linked, dict) else None
     design = Design.objects.create(
         owner=request.user,
         project=project,
+        # The tokenizer it was exported with, when it is one of this project's.
+        tokenizer=project.tokenizers.filter(pk=tokenizer_id).first()
+        if isinstance(tokenizer_id, int)
+        else None,
         name=str(document.get("name") or _("Imported design"))[:100],
         spec=parsed.to_dict(),
         batch_size=int(document.get("batch_size") or 8),

@@ -61,7 +61,7 @@ def config_diff(runs: list[Run]) -> list[dict]:
         values = [(run.config or {}).get(key) for run in runs]
         if any(v != values[0] for v in values[1:]):
             rows.append({"key": key, "values": values})
-    for label, get in ((_("base model"), lambda r: r.base_model.name), (_("dataset"), _dataset)):
+    for label, get in ((_("base model"), lambda r: str(r.base_name)), (_("dataset"), _dataset)):
         values = [get(run) for run in runs]
         if any(v != values[0] for v in values[1:]):
             rows.insert(0, {"key": label, "values": values})

@@ -17,7 +17,7 @@ CSV_COLUMNS = [
     ("name", lambda r: r.name),
     ("project", lambda r: r.project_id),
     ("status", lambda r: r.status),
-    ("base_model", lambda r: r.base_model.name),
+    ("base_model", lambda r: r.base_model.name if r.base_model else None),
     ("dataset", lambda r: r.dataset.name),
     ("dataset_rows", lambda r: r.dataset.row_count),
     ("step", lambda r: r.step),
@@ -31,6 +31,8 @@ CSV_COLUMNS = [
     ("gpu_peak_mb", lambda r: r.gpu_peak_mb),
     ("created", lambda r: r.created.isoformat()),
     ("finished", lambda r: r.finished.isoformat() if r.finished else None),
+    ("kind", lambda r: r.kind),
+    ("base_run", lambda r: r.base_run_id),
 ]
 CONFIG_COLUMNS = [
     "quantization",
@@ -73,4 +75,4 @@ def csv_row(run: Run) -> list[object]:
 
 def documented_runs(queryset):
     """Runs with what their documents read, in few queries."""
-    return queryset.select_related("base_model", "dataset").prefetch_related("metrics")
+    return queryset.select_related("base_model", "base_run", "dataset").prefetch_related("metrics")

@@ -86,7 +86,7 @@ def runs_for(project) -> QuerySet[Run]:
     took = ExpressionWrapper(
         Coalesce(F("finished"), Now()) - F("started"), output_field=DurationField()
     )
-    runs = project.runs.select_related("base_model", "dataset").annotate(duration=took)
+    runs = project.runs.select_related("base_model", "base_run", "dataset").annotate(duration=took)
     return with_evaluations(runs)
 
 
@@ -109,6 +109,8 @@ def filter_choices(project) -> dict[str, list[str]]:
     runs = project.runs
     return {
         "statuses": Run.Status.choices,
-        "models": sorted(set(runs.values_list("base_model__name", flat=True))),
+        "models": sorted(
+            set(runs.exclude(base_model=None).values_list("base_model__name", flat=True))
+        ),
         "datasets": sorted(set(runs.values_list("dataset__name", flat=True))),
     }

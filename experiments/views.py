@@ -70,7 +70,9 @@ def _csv(runs, filename: str) -> StreamingHttpResponse:
 
 
 def _user_runs(request: HttpRequest):
-    return Run.objects.filter(owner=request.user).select_related("base_model", "dataset")
+    return Run.objects.filter(owner=request.user).select_related(
+        "base_model", "base_run", "dataset"
+    )
 
 
 @login_or_api_key
@@ -84,7 +86,7 @@ def project_runs_json(request: HttpRequest, project_id: int) -> JsonResponse:
 @login_or_api_key
 def project_runs_csv(request: HttpRequest, project_id: int) -> StreamingHttpResponse:
     project = get_project_for_user(request, project_id)
-    runs = project.runs.select_related("base_model", "dataset")
+    runs = project.runs.select_related("base_model", "base_run", "dataset")
     return _csv(runs, f"slmlab-project-{project.pk}-runs.csv")
 
 

@@ -43,7 +43,7 @@ def create_export(
         raise ExportRefused(_("Choose a GGUF type."))
     if kind == Export.Kind.GGUF:
         try:
-            gguf_config(Path(run.base_model.path))
+            gguf_config(Path(run.base_path))
         except GgufExportError as exc:
             raise ExportRefused(str(exc)) from exc
     _check_room(run.owner)

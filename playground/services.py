@@ -79,9 +79,13 @@ class Target:
 
 
 def tuned_runs(user):
-    """The user's runs that saved an adapter, which /v1 and the Playground can serve."""
+    """The user's runs that saved an adapter on a store model, which /v1 and the
+    Playground can serve (a fine-tune of a model pretrained in the lab is not served yet:
+    the model cache loads store models)."""
     runs = Run.objects.filter(
-        owner=user, status__in=[Run.Status.COMPLETED, Run.Status.TIMED_OUT]
+        owner=user,
+        status__in=[Run.Status.COMPLETED, Run.Status.TIMED_OUT],
+        base_model__isnull=False,
     ).select_related("base_model", "dataset")
     return [run for run in runs if run.has_adapter]
 

@@ -39,6 +39,7 @@ SAMPLE_LABELS = {
     "ko-en": _("Korean → English"),
     "ko-instruct": _("Korean instructions"),
     "tiny-stories": _("Tiny stories (plain text)"),
+    "pretraining-stories": _("Pretraining stories (plain text, varied)"),
 }
 
 

@@ -34,6 +34,13 @@ def train_next(trigger_run_id: int) -> None:
 
 
 @dramatiq.actor(queue_name=settings.QUEUE_CHAT, time_limit=HOUR_MS // 6, max_retries=0)
+def generate_text(generation_id: int) -> None:
+    from training.jobs.generate import generate
+
+    generate(generation_id)
+
+
+@dramatiq.actor(queue_name=settings.QUEUE_CHAT, time_limit=HOUR_MS // 6, max_retries=0)
 def chat_reply(exchange_id: int) -> None:
     from training.jobs.chat import answer_chat
 

@@ -23,7 +23,7 @@ class RunAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["name", "owner__email", "project__name"]
     list_select_related = ["owner", "project"]
-    raw_id_fields = ["owner", "project", "dataset", "base_model"]
+    raw_id_fields = ["owner", "project", "dataset", "base_model", "base_run", "design", "tokenizer"]
     readonly_fields = ["created", "started", "first_metric_at", "finished"]
     actions = ["cancel_runs", "requeue_runs"]
 

@@ -152,12 +152,13 @@ def this_cpu_has_bf16() -> bool:
 
 
 def capacity_for(
-    base_model: BaseModel, config: dict, device: Device | None = None
+    base: BaseModel | str, config: dict, device: Device | None = None
 ) -> Capacity | None:
-    """The estimate on ``device`` (a worker class; by default the largest); None when the
-    model's folder has no readable config (e.g. not downloaded yet)."""
+    """The estimate for fine-tuning ``base`` (a store model, or a model folder's path) on
+    ``device`` (a worker class; by default the largest); None when the folder has no
+    readable config (e.g. not downloaded yet)."""
     try:
-        facts = read_model_facts(base_model.path)
+        facts = read_model_facts(base if isinstance(base, str) else base.path)
     except (OSError, ValueError):
         return None
     device = device or target_device()
@@ -171,6 +172,12 @@ def capacity_for(
     )
     ok, headroom = fits(estimate, device.memory_mb)
     return Capacity(estimate, device, ok, headroom)
+
+
+def largest_worker_bytes() -> int:
+    """Memory of the largest live worker (this machine's when none reported yet): what a
+    design's training must fit in."""
+    return int(target_device().memory_mb * 2**20)
 
 
 # Beside the adapter weights, a run folder holds a copy of the tokenizer, the

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 from evaluations.documents import evaluation_document
+from training.engine.design.counts import total_parameters
+from training.engine.design.spec import Design
 from training.models import Run
 
 # The version of the document's shape (docs/schema/run.schema.json): raised when a field
 # changes meaning or goes away; new fields keep it.
 SCHEMA_VERSION = 1
+
+
+def _pretraining(run: Run) -> dict | None:
+    if not run.is_pretraining:
+        return None
+    design = run.config.get("design") or {}
+    return {
+        "design": design,
+        "design_id": run.design_id,
+        "tokenizer": run.tokenizer_id,
+        "parameters": total_parameters(Design.from_dict(design)) if design else 0,
+        "mfu": run.mfu,
+        "samples": [{"step": s.step, "text": s.text} for s in run.samples.all()],
+    }
 
 
 def run_document(run: Run) -> dict:
@@ -19,7 +35,10 @@ def run_document(run: Run) -> dict:
         "project": run.project_id,
         "status": run.status,
         "error": run.error or None,
-        "base_model": run.base_model.name,
+        "base_model": run.base_model.name if run.base_model else None,
+        "kind": run.kind,
+        "base_run": run.base_run_id,
+        "pretraining": _pretraining(run),
         "dataset": {"id": run.dataset_id, "name": run.dataset.name, "rows": run.dataset.row_count},
         "config": run.config,
         "progress": {"step": run.step, "total_steps": run.total_steps, "epoch": run.epoch},

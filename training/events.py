@@ -9,7 +9,9 @@ from django.template.loader import render_to_string
 
 from slmlab.charts import loss_chart
 from slmlab.consumers import push_to_group
-from training.forms import ChatForm
+from training.engine.design.counts import total_parameters
+from training.engine.design.spec import Design, architecture_of
+from training.forms import ChatForm, GenerateForm
 from training.models import Run
 from training.scheduling import queue_position
 
@@ -25,6 +27,7 @@ def run_context(run: Run) -> dict:
         evals.insert(0, (0, run.base_eval_loss))
     logs = list(run.logs.order_by("-id").values_list("created", "line")[:200])[::-1]
     return {
+        **pretraining_context(run),
         "run": run,
         "chart": loss_chart([(step, loss) for step, loss, _ in rows], evals),
         "logs": logs,
@@ -46,6 +49,24 @@ def _precision(run: Run) -> str:
         .first()
     )
     return line.removeprefix(PRECISION_LOG_PREFIX) if line else ""
+
+
+def pretraining_context(run: Run) -> dict:
+    """A pretraining run's samples, design facts, MFU and generate form; {} otherwise."""
+    if not run.is_pretraining:
+        return {}
+    design = run.config.get("design")
+    facts = None
+    if design:
+        parsed = Design.from_dict(design)
+        facts = {"architecture": architecture_of(parsed), "parameters": total_parameters(parsed)}
+    return {
+        "samples": list(run.samples.order_by("-step")[:12])[::-1],
+        "pretraining": facts,
+        "mfu_percent": None if run.mfu is None else 100 * run.mfu,
+        "generate_form": GenerateForm(),
+        "generations": run.generations.all()[:10],
+    }
 
 
 def _queue_info(run: Run) -> dict | None:
@@ -71,6 +92,17 @@ def render_chats(run: Run) -> str:
     return render_to_string("training/run_detail.html#chats", {"run": run})
 
 
+def render_generations(run: Run) -> str:
+    return render_to_string(
+        "training/_generate.html#generations",
+        {"run": run, "generations": run.generations.all()[:10]},
+    )
+
+
+def publish_generations(run_id: int) -> None:
+    transaction.on_commit(lambda: _send(run_id, render_generations))
+
+
 def publish_run(run_id: int) -> None:
     transaction.on_commit(lambda: _send(run_id, render_run_state))
 
@@ -80,5 +112,5 @@ def publish_chats(run_id: int) -> None:
 
 
 def _send(run_id: int, render) -> None:
-    run = Run.objects.select_related("base_model", "dataset").get(pk=run_id)
+    run = Run.objects.select_related("base_model", "base_run", "dataset").get(pk=run_id)
     push_to_group(run_group(run_id), render(run))

@@ -91,7 +91,14 @@ CONFIG_FIELDS = [
 class RunForm(forms.Form):
     name = forms.CharField(label=_("Run name"), max_length=200)
     base_model = forms.ModelChoiceField(
-        label=_("Model"), queryset=BaseModel.objects.all(), empty_label=None
+        label=_("Model"), queryset=BaseModel.objects.all(), empty_label=None, required=False
+    )
+    pretrained = forms.ModelChoiceField(
+        label=_("Or a model you pretrained"),
+        queryset=Run.objects.none(),
+        required=False,
+        empty_label=_("(none: use the model above)"),
+        help_text=_("The model one of your pretraining runs produced, fine-tuned with LoRA"),
     )
     dataset = forms.ModelChoiceField(
         label=_("Dataset"), queryset=Dataset.objects.none(), empty_label=None
@@ -269,6 +276,11 @@ class RunForm(forms.Form):
         self.fields["device"].initial = self.devices[0].key
         for name, term in GLOSSARY.items():
             self.fields[name].glossary = f"{GLOSSARY_URL}#{term}"
+        self.fields["pretrained"].queryset = Run.objects.filter(
+            owner=self.owner,
+            kind=Run.Kind.PRETRAIN,
+            status__in=(Run.Status.COMPLETED, Run.Status.TIMED_OUT),
+        )
         if not self.is_bound:
             defaults = {**_config_defaults(), **SAMPLE_RUN_DEFAULTS}
             for name in CONFIG_FIELDS:
@@ -289,6 +301,8 @@ class RunForm(forms.Form):
                 ),
                 params={"n": waiting},
             )
+        if not self.errors and not cleaned.get("pretrained") and not cleaned.get("base_model"):
+            self.add_error("base_model", _("Choose a model to fine-tune."))
         if self.errors:
             return cleaned
         try:
@@ -309,7 +323,7 @@ class RunForm(forms.Form):
             self.add_error(field, message)
         if self.errors:
             return cleaned
-        self.capacity = capacity_for(cleaned["base_model"], self.config(), device)
+        self.capacity = capacity_for(self.base_path(), self.config(), device)
         if self.capacity and not self.capacity.fits and not cleaned.get("start_anyway"):
             self.add_error(
                 None,
@@ -348,6 +362,20 @@ class RunForm(forms.Form):
                     "need": need / 2**20,
                 },
             )
+
+    def base_path(self) -> str:
+        """The folder of the chosen model: a pretrained one, else the store model."""
+        pretrained = self.cleaned_data.get("pretrained")
+        if pretrained is not None:
+            return str(pretrained.model_dir)
+        return self.cleaned_data["base_model"].path
+
+    def base_choice(self) -> dict:
+        """``base_model`` or ``base_run`` for a new run, as the form chose."""
+        pretrained = self.cleaned_data.get("pretrained")
+        if pretrained is not None:
+            return {"base_model": None, "base_run": pretrained}
+        return {"base_model": self.cleaned_data["base_model"], "base_run": None}
 
     def config(self) -> dict:
         # Optional fields left empty take the engine's defaults.
@@ -395,3 +423,17 @@ class ChatForm(forms.Form):
         label=_("Temperature"), min_value=0.0, max_value=2.0, initial=0.0
     )
     top_p = forms.FloatField(label=_("Top-p"), min_value=0.05, max_value=1.0, initial=1.0)
+
+
+class GenerateForm(forms.Form):
+    """Text from a pretrained model: it continues the prompt (no chat template)."""
+
+    prompt = forms.CharField(
+        label=_("Prompt"), max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    temperature = forms.FloatField(
+        label=_("Temperature"), min_value=0.0, max_value=2.0, initial=0.8
+    )
+    max_new_tokens = forms.IntegerField(
+        label=_("Length (tokens)"), min_value=1, max_value=512, initial=60
+    )

@@ -60,7 +60,8 @@ class MlflowLogger:
                 "slmlab.run_id": str(self.run.pk),
                 "slmlab.owner": self.run.owner.email,
                 "slmlab.project": self.run.project.name,
-                "slmlab.base_model": self.run.base_model.name,
+                "slmlab.base_model": str(self.run.base_name),
+                "slmlab.kind": self.run.kind,
                 "slmlab.dataset": self.run.dataset.name,
             },
         )

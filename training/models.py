@@ -1,4 +1,5 @@
 import logging
+import math
 from pathlib import Path
 
 from django.conf import settings
@@ -17,7 +18,19 @@ logger = logging.getLogger(__name__)
 
 
 class Run(Transitions, models.Model):
-    """One fine-tuning run. The database row is the truth the pages and scripts read."""
+    """One training run: a LoRA fine-tune of a model, or the pretraining of a design.
+
+    A fine-tune starts from a store model (``base_model``) or from the model one of the
+    owner's pretraining runs produced (``base_run``). A pretraining run has neither: it
+    trains its design (snapshotted in ``config["design"]``; ``design`` only points back
+    at the editor's row) from random weights with its tokenizer. Both kinds share the
+    queue, the scheduler, the run page, checkpoints, crash resume, cancel and limits.
+    The database row is the truth the pages and scripts read.
+    """
+
+    class Kind(models.TextChoices):
+        FINETUNE = "finetune", _("LoRA fine-tune")
+        PRETRAIN = "pretrain", _("pretraining")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("queued")
@@ -38,7 +51,30 @@ class Run(Transitions, models.Model):
     )
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="runs")
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="runs")
-    base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="runs")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.FINETUNE)
+    base_model = models.ForeignKey(
+        BaseModel, on_delete=models.PROTECT, related_name="runs", null=True, blank=True
+    )
+    # RESTRICT, not PROTECT: deleting a project or an account takes both runs along.
+    base_run = models.ForeignKey(
+        "self",
+        on_delete=models.RESTRICT,
+        related_name="finetunes",
+        null=True,
+        blank=True,
+        help_text=_("The pretraining run whose model this run fine-tunes."),
+    )
+    design = models.ForeignKey(
+        "designer.Design", on_delete=models.SET_NULL, related_name="runs", null=True, blank=True
+    )
+    tokenizer = models.ForeignKey(
+        "designer.TrainedTokenizer",
+        on_delete=models.SET_NULL,
+        related_name="runs",
+        null=True,
+        blank=True,
+        help_text=_("A pretraining run's tokenizer (copied into the run folder at its start)."),
+    )
     name = models.CharField(max_length=200)
     config = models.JSONField(help_text=_("RunConfig fields, without paths"))
     status = models.CharField(
@@ -61,6 +97,9 @@ class Run(Transitions, models.Model):
     epoch = models.FloatField(default=0)
     loss = models.FloatField(null=True, blank=True)
     tokens_per_second = models.FloatField(null=True, blank=True)
+    # Model FLOPs utilisation of the latest step (pretraining runs, where the design's
+    # FLOPs per token are known exactly), as a share of the worker's peak.
+    mfu = models.FloatField(null=True, blank=True)
     eta_s = models.FloatField(null=True, blank=True)
     train_tokens = models.BigIntegerField(default=0)
     cpu_rss_mb = models.FloatField(null=True, blank=True)
@@ -94,6 +133,55 @@ class Run(Transitions, models.Model):
     @property
     def adapter_dir(self) -> Path:
         return self.output_dir / "adapter"
+
+    @property
+    def model_dir(self) -> Path:
+        """A pretraining run's model (config, weights, tokenizer): a transformers folder."""
+        return self.output_dir / "model"
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        """A pretraining run's own copy of its tokenizer, taken when it first starts."""
+        return self.output_dir / "tokenizer"
+
+    @property
+    def is_pretraining(self) -> bool:
+        return self.kind == self.Kind.PRETRAIN
+
+    @property
+    def base_path(self) -> str:
+        """The folder of the model a fine-tune starts from ('' for a pretraining run)."""
+        if self.base_model_id is not None:
+            return self.base_model.path
+        if self.base_run_id is not None:
+            return str(self.base_run.model_dir)
+        return ""
+
+    @property
+    def base_name(self) -> str:
+        """What the pages call the model the run starts from."""
+        if self.base_model_id is not None:
+            return self.base_model.name
+        if self.base_run_id is not None:
+            return _("%(run)s (pretrained)") % {"run": self.base_run.name}
+        return _("%(design)s (from scratch)") % {
+            "design": self.config.get("design_name") or _("a design")
+        }
+
+    @property
+    def has_model(self) -> bool:
+        """A pretraining run that saved its model (completed, or stopped at its limit)."""
+        return (
+            self.is_pretraining
+            and self.status in (self.Status.COMPLETED, self.Status.TIMED_OUT)
+            and (self.model_dir / "config.json").exists()
+        )
+
+    @property
+    def perplexity(self) -> float | None:
+        if self.eval_loss is None:
+            return None
+        return math.exp(min(self.eval_loss, 50.0))
 
     @property
     def is_final(self) -> bool:
@@ -133,8 +221,11 @@ class Run(Transitions, models.Model):
 
     @property
     def can_chat(self) -> bool:
-        """Completed, or stopped at its time limit: both saved an adapter."""
-        return self.status in (self.Status.COMPLETED, self.Status.TIMED_OUT)
+        """A fine-tune that completed, or stopped at its time limit: both saved an adapter."""
+        return not self.is_pretraining and self.status in (
+            self.Status.COMPLETED,
+            self.Status.TIMED_OUT,
+        )
 
     @property
     def has_adapter(self) -> bool:
@@ -195,6 +286,7 @@ class Run(Transitions, models.Model):
         """Progress back to ``step`` (a checkpoint's, or 0): later metrics are dropped,
         so the steps the worker trains again are stored once."""
         self.metrics.filter(step__gt=step).delete()
+        self.samples.filter(step__gt=step).delete()
         kept = self.metrics.order_by("-step").first()
         evaluated = self.metrics.filter(eval_loss__isnull=False).order_by("-step").first()
         self.step = step
@@ -231,7 +323,7 @@ class Run(Transitions, models.Model):
         """
         named = [
             (str(self.output_dir), f"run {self.pk}"),
-            (self.base_model.path, self.base_model.name),
+            (self.base_path, self.base_name),
             (self.dataset.file.path if self.dataset.file else "", self.dataset.name),
             (str(settings.MODEL_STORE_DIR), "the model store"),
             (str(settings.DATA_DIR), "the lab's data folder"),
@@ -266,7 +358,11 @@ class Run(Transitions, models.Model):
             owner=self.owner,
             project=self.project,
             dataset=self.dataset,
+            kind=self.kind,
             base_model=self.base_model,
+            base_run=self.base_run,
+            design=self.design,
+            tokenizer=self.tokenizer,
             name=f"{self.name} (retry)",
             config=self.config,
             time_limit_s=self.time_limit_s,
@@ -328,6 +424,42 @@ class RunLog(models.Model):
 
     def __str__(self) -> str:
         return self.line[:80]
+
+
+class RunSample(models.Model):
+    """Text a pretraining run sampled from its model at one step, so a student sees it learn."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="samples")
+    step = models.PositiveIntegerField()
+    prompt = models.TextField(blank=True)
+    text = models.TextField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["step"]
+        constraints = [models.UniqueConstraint("run", "step", name="sample_step_unique_per_run")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} step {self.step}: {self.text[:60]}"
+
+
+class Generation(Job):
+    """Text generated on a worker from a pretraining run's model, for its owner."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="generations")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="generations"
+    )
+    prompt = models.TextField()
+    max_new_tokens = models.PositiveIntegerField(default=60)
+    temperature = models.FloatField(default=0.8)
+    text = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return self.prompt[:80]
 
 
 class ChatExchange(Job):

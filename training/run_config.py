@@ -11,7 +11,7 @@ def engine_config(run: Run) -> RunConfig:
         {
             **run.config,
             **run.dataset.engine_options(),
-            "model_dir": run.base_model.path,
+            "model_dir": run.base_path,
             "dataset_path": run.dataset.file.path,
             "output_dir": str(run.output_dir),
             "time_limit_s": float(run.time_limit_s),

@@ -21,7 +21,7 @@ def run_yaml(form: RunForm) -> str:
         {
             **form.config(),
             **data["dataset"].engine_options(),  # how to read and render the file
-            "model_dir": data["base_model"].path,
+            "model_dir": form.base_path(),
             "dataset_path": data["dataset"].file.path,
             "output_dir": str(Path(settings.RUNS_DIR) / f"cli-{slugify(data['name']) or 'run'}"),
         }

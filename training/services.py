@@ -5,8 +5,8 @@ from django.db import transaction
 from accounts.models import User
 from projects.models import BaseModel, Dataset, Project
 from training import events
-from training.actors import chat_reply, train_next
-from training.models import ChatExchange, Run
+from training.actors import chat_reply, generate_text, train_next
+from training.models import ChatExchange, Generation, Run
 from training.retention import after_run_ended
 
 
@@ -15,16 +15,26 @@ def start_run(
     owner: User,
     project: Project,
     dataset: Dataset,
-    base_model: BaseModel,
+    base_model: BaseModel | None,
     name: str,
     config: dict,
+    base_run: Run | None = None,
+    kind: str = Run.Kind.FINETUNE,
+    design=None,
+    tokenizer=None,
 ) -> Run:
+    """Queue a run: a fine-tune of ``base_model`` (or of ``base_run``'s pretrained model),
+    or the pretraining of ``design`` with ``tokenizer``; the same queue either way."""
     with transaction.atomic():
         run = Run.objects.create(
             owner=owner,
             project=project,
             dataset=dataset,
+            kind=kind,
             base_model=base_model,
+            base_run=base_run,
+            design=design,
+            tokenizer=tokenizer,
             name=name,
             config=config,
             time_limit_s=owner.run_time_limit_hours * 3600,
@@ -63,6 +73,20 @@ def ask_chat(
         )
         transaction.on_commit(lambda: chat_reply.send(exchange.pk))
     return exchange
+
+
+def ask_generation(run: Run, *, prompt: str, temperature: float, max_new_tokens: int):
+    with transaction.atomic():
+        generation = Generation.objects.create(
+            run=run,
+            owner=run.owner,
+            prompt=prompt,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+        )
+        transaction.on_commit(lambda: generate_text.send(generation.pk))
+    events.publish_generations(run.pk)
+    return generation
 
 
 def requeue_run(run: Run) -> Run | None:

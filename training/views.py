@@ -16,14 +16,14 @@ from training.documents import run_document
 from training.engine.config import ConfigError, RunConfig
 from training.engine.train import checkpoint
 from training.events import run_context
-from training.forms import ChatForm, RunForm
+from training.forms import ChatForm, GenerateForm, RunForm
 from training.models import Run
 from training.run_yaml import apply_yaml, recommend_settings, run_yaml
 
 
 def _get_run_for_user(request: HttpRequest, run_id: int) -> Run:
     return get_object_or_404(
-        Run.objects.select_related("project", "dataset", "base_model"),
+        Run.objects.select_related("project", "dataset", "base_model", "base_run"),
         pk=run_id,
         owner=request.user,
     )
@@ -41,7 +41,7 @@ def run_new(request: HttpRequest, project_id: int) -> HttpResponse:
             owner=request.user,
             project=project,
             dataset=form.cleaned_data["dataset"],
-            base_model=form.cleaned_data["base_model"],
+            **form.base_choice(),
             name=form.cleaned_data["name"],
             config=form.config(),
         )
@@ -130,6 +130,34 @@ def run_chat(request: HttpRequest, run_id: int) -> HttpResponse:
     if request.htmx:
         return render(request, "training/run_detail.html#chat_panel", context)
     return redirect(run)
+
+
+@login_required
+@require_POST
+def run_generate(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Text from a pretraining run's model, generated on a worker (pushed when done)."""
+    run = _get_run_for_user(request, run_id)
+    form = GenerateForm(request.POST)
+    if not run.has_model:
+        form.add_error(None, _("Text can be generated when the pretraining has completed."))
+    if form.is_valid():
+        services.ask_generation(run, **form.cleaned_data)
+        form = GenerateForm(
+            initial={k: form.cleaned_data[k] for k in ("prompt", "temperature", "max_new_tokens")}
+        )
+    context = {"run": run, "generate_form": form, "generations": run.generations.all()[:10]}
+    if request.htmx:
+        return render(request, "training/_generate.html#generate_panel", context)
+    return redirect(run)
+
+
+@login_required
+def run_model(request: HttpRequest, run_id: int) -> StreamingHttpResponse:
+    """A pretraining run's model folder (transformers config, weights, tokenizer)."""
+    run = _get_run_for_user(request, run_id)
+    if not run.has_model:
+        raise Http404("This run has no model yet.")
+    return stream_folder_zip(run.model_dir, f"slmlab-run-{run.pk}-model.zip")
 
 
 @login_required

@@ -51,7 +51,7 @@ def metric_settings(evaluation: Evaluation) -> MetricSettings:
 def evaluate(evaluation_id: int) -> None:
     """Claim one evaluation and run it to the end; a second delivery does nothing."""
     evaluation = (
-        Evaluation.objects.select_related("run__base_model", "run__dataset")
+        Evaluation.objects.select_related("run__base_model", "run__base_run", "run__dataset")
         .filter(pk=evaluation_id)
         .first()
     )
@@ -82,7 +82,7 @@ def _evaluate(evaluation: Evaluation) -> None:
         rows = records_for_run(config)[1]
     records = rows[: evaluation.limit] if evaluation.limit else rows
     chat = ChatModel(
-        Path(run.base_model.path),
+        Path(run.base_path),
         run.adapter_dir,
         template=config.prompt_template,
         custom_template=config.custom_template,
@@ -117,7 +117,7 @@ def _evaluate(evaluation: Evaluation) -> None:
         template=config.prompt_template,
         custom_template=config.custom_template,
         max_seq_len=config.max_seq_len,
-        model_dir=run.base_model.path,
+        model_dir=run.base_path,
         cache=DatabaseCache(),
         hooks=EvalHooks(on_progress=on_progress),
     )

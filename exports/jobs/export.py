@@ -30,7 +30,7 @@ class Cancelled(Exception):
 
 def _work(export: Export, progress) -> dict:
     run = export.run
-    base, adapter, out = Path(run.base_model.path), run.adapter_dir, export.temp_folder
+    base, adapter, out = Path(run.base_path), run.adapter_dir, export.temp_folder
     template, custom = run.dataset.template, run.dataset.custom_template
     if export.kind == Export.Kind.ADAPTER:
         return pipeline.export_adapter(adapter, out, progress)
@@ -52,7 +52,7 @@ def _work(export: Export, progress) -> dict:
 def run_export(export_id: int) -> None:
     """Claim one export and do it; a second delivery of the message does nothing."""
     export = (
-        Export.objects.select_related("run__base_model", "run__dataset", "owner")
+        Export.objects.select_related("run__base_model", "run__base_run", "run__dataset", "owner")
         .filter(pk=export_id)
         .first()
     )

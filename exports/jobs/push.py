@@ -25,13 +25,17 @@ def card_facts(push: HubPush) -> CardFacts:
     export: Export = push.export
     run = export.run
     dataset, base = run.dataset, run.base_model
-    base_id = BUNDLED_HUB_ID if base.name == DEFAULT_MODEL_NAME else base.name
+    if base is None:  # a fine-tune of a model pretrained in the lab
+        base_id, licence = str(run.base_name), ""
+    else:
+        base_id = BUNDLED_HUB_ID if base.name == DEFAULT_MODEL_NAME else base.name
+        licence = base.licence or ("apache-2.0" if base_id == BUNDLED_HUB_ID else "")
     return CardFacts(
         repo_id=push.repo_id,
         kind=export.kind,
         export_label=export.label,
         base_model=base_id,
-        license=base.licence or ("apache-2.0" if base_id == BUNDLED_HUB_ID else ""),
+        license=licence,
         dataset_name=dataset.name,
         dataset_rows=dataset.row_count,
         dataset_shape=dataset.shape,
@@ -116,7 +120,9 @@ def push(push_id: int) -> None:
     from huggingface_hub import CommitOperationAdd, HfApi
 
     job = (
-        HubPush.objects.select_related("export__run__dataset", "export__run__base_model")
+        HubPush.objects.select_related(
+            "export__run__dataset", "export__run__base_model", "export__run__base_run"
+        )
         .filter(pk=push_id)
         .first()
     )

@@ -18,11 +18,11 @@ _loaded: dict[str, ChatModel] = {}
 def chat_model(run: Run) -> ChatModel:
     """The run's base model with its adapter, prompted with the template it trained on."""
     template, custom = run.dataset.template, run.dataset.custom_template
-    key = f"{run.base_model.path}|{run.adapter_dir}|{template}|{custom}"
+    key = f"{run.base_path}|{run.adapter_dir}|{template}|{custom}"
     if key not in _loaded:
         _loaded.clear()
         _loaded[key] = ChatModel(
-            Path(run.base_model.path), run.adapter_dir, template=template, custom_template=custom
+            Path(run.base_path), run.adapter_dir, template=template, custom_template=custom
         )
     return _loaded[key]
 
@@ -30,7 +30,7 @@ def chat_model(run: Run) -> ChatModel:
 def answer_chat(exchange_id: int) -> None:
     """Claim one exchange and answer it with both models; a second delivery does nothing."""
     exchange = (
-        ChatExchange.objects.select_related("run__base_model", "run__dataset")
+        ChatExchange.objects.select_related("run__base_model", "run__base_run", "run__dataset")
         .filter(pk=exchange_id)
         .first()
     )

@@ -13,8 +13,10 @@ from training.capacity import Device, capacity_for, worker_report
 from training.engine.train import checkpoint
 from training.engine.train.loop import OutOfMemory, StepMetrics, TrainHooks, train
 from training.engine.train.outcome import Outcome
+from training.engine.train.peak import device_peak_flops, mfu
+from training.jobs.pretrain import flops_per_token, pretrain_claimed
 from training.mlflow_log import MlflowLogger
-from training.models import Run, RunLog, RunMetric, Worker
+from training.models import Run, RunLog, RunMetric, RunSample, Worker
 from training.retention import after_run_ended
 from training.run_config import engine_config
 from training.scheduling import claim_next
@@ -39,6 +41,9 @@ class RunReporter:
         self.last_measure = time.monotonic()
         self.stop: Outcome | None = None
         self.mlflow = MlflowLogger(run, self.on_log)
+        # A pretraining run's MFU: its design's exact FLOPs per token against the peak.
+        self.flops_per_token = flops_per_token(run) if run.is_pretraining else None
+        self.peak_flops: float | None = None
 
     def hooks(self) -> TrainHooks:
         return TrainHooks(
@@ -82,6 +87,7 @@ class RunReporter:
         first = run.first_metric_at is None
         run.step, run.total_steps, run.epoch, run.loss = m.step, m.total_steps, m.epoch, m.loss
         run.tokens_per_second, run.eta_s = m.tokens_per_second, m.eta_s
+        run.mfu = self.mfu(m.tokens_per_second)
         run.train_tokens += m.tokens
         run.cpu_rss_mb, run.cpu_peak_rss_mb = m.cpu_rss_mb, m.cpu_peak_rss_mb
         run.gpu_mem_mb, run.gpu_peak_mb = m.gpu_mem_mb, m.gpu_peak_mb
@@ -91,6 +97,7 @@ class RunReporter:
             "epoch",
             "loss",
             "tokens_per_second",
+            "mfu",
             "eta_s",
             "train_tokens",
             "cpu_rss_mb",
@@ -109,11 +116,31 @@ class RunReporter:
                 "train/learning_rate": m.learning_rate,
                 "train/grad_norm": m.grad_norm,
                 "train/tokens_per_second": m.tokens_per_second,
+                "train/mfu": run.mfu,
                 "memory/cpu_rss_mb": m.cpu_rss_mb,
                 "memory/gpu_mb": m.gpu_mem_mb,
             },
         )
         self.push(force=first)
+
+    def mfu(self, tokens_per_second: float) -> float | None:
+        if self.flops_per_token is None:
+            return None
+        if self.peak_flops is None:
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            self.peak_flops = device_peak_flops(device, bf16=device == "cuda") or 0.0
+        return mfu(self.flops_per_token, tokens_per_second, self.peak_flops)
+
+    def on_sample(self, step: int, text: str) -> None:
+        """Text the model wrote at ``step``: shown on the run page at once."""
+        RunSample.objects.update_or_create(
+            run=self.run,
+            step=step,
+            defaults={"prompt": self.run.config.get("sample_prompt", ""), "text": text},
+        )
+        self.push(force=True)
 
     def on_eval(self, step: int, loss: float) -> None:
         """Step 0 is the base model's validation loss; later ones go on that step's row."""
@@ -170,7 +197,9 @@ def claim_next_run() -> Run | None:
     run = claim_next(worker_name())
     if run is None:
         return None
-    return Run.objects.select_related("base_model", "dataset", "owner", "project").get(pk=run.pk)
+    return Run.objects.select_related(
+        "base_model", "base_run", "tokenizer", "dataset", "owner", "project"
+    ).get(pk=run.pk)
 
 
 def train_claimed(run: Run) -> None:
@@ -183,7 +212,7 @@ def train_claimed(run: Run) -> None:
     else:
         reporter.on_log(f"claimed by a worker: {run.worker_device}")
     try:
-        result = train(engine_config(run), reporter.hooks(), resume_from=saved)
+        result = _train(run, reporter, saved)
     except Exception as exc:
         reporter.close(Run.Status.FAILED)
         logger.exception("run %s failed", run.pk)
@@ -203,7 +232,7 @@ def train_claimed(run: Run) -> None:
     error, line = _ending(run, outcome, result.steps)
     run.end(outcome, error)
     RunLog.objects.create(run=run, line=line)
-    if outcome.saves_adapter:
+    if outcome.saves_adapter and not run.is_pretraining:
         queued = queue_end_of_run(run)
         if queued is not None:
             RunLog.objects.create(
@@ -214,12 +243,21 @@ def train_claimed(run: Run) -> None:
     reporter.push(force=True)
 
 
+def _train(run: Run, reporter: RunReporter, saved: checkpoint.Checkpoint | None):
+    """The engine's loop for the run's kind: the same Trainer, hooks and checkpoints."""
+    if run.is_pretraining:
+        return pretrain_claimed(run, reporter.hooks(), reporter.on_sample, saved)
+    return train(engine_config(run), reporter.hooks(), resume_from=saved)
+
+
 def _estimate_note(run: Run) -> str:
     """The memory estimate of the run's settings, beside a measured out-of-memory."""
     try:
         worker = Worker.objects.filter(name=run.worker).first()
         device = Device(worker_report(worker), 1) if worker else None
-        capacity = capacity_for(run.base_model, run.config, device)
+        capacity = (
+            capacity_for(run.base_path, run.config, device) if not run.is_pretraining else None
+        )
     except Exception:  # the estimate is a hint; the failure is the message
         return ""
     if capacity is None:
@@ -238,7 +276,8 @@ def _ending(run: Run, outcome: Outcome, steps: int) -> tuple[str, str]:
         limit = _duration(run.time_limit_s)
         return (
             f"time limit of {limit} reached",
-            f"time limit reached at step {steps}/{run.total_steps}; adapter and checkpoint saved",
+            f"time limit reached at step {steps}/{run.total_steps}; "
+            f"{'model' if run.is_pretraining else 'adapter'} and checkpoint saved",
         )
     if outcome == Outcome.INTERRUPTED:
         where = f"checkpoint step {steps}" if steps else "the start"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from training.engine.data import task_samples
+from training.engine.design import corpus
 
 SAMPLE_SEED = 1234
 
@@ -253,6 +254,21 @@ def write_stories_sample(path: Path | str, n: int = STORY_COUNT, seed: int = SAM
     return path
 
 
+# The pretraining corpus (training.engine.design.corpus): varied stories, enough for a
+# 10-minute pretraining on a CPU to learn words and grammar without repeating one text.
+PRETRAINING_STORY_COUNT = 5000
+
+
+def write_pretraining_sample(
+    path: Path | str, n: int = PRETRAINING_STORY_COUNT, seed: int = SAMPLE_SEED
+) -> Path:
+    """Write the pretraining corpus as plain text, stories separated by a blank line."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join(corpus.stories(n, seed)) + "\n", encoding="utf-8")
+    return path
+
+
 def write_decomposition_sample(path: Path | str, n: int = task_samples.TASK_SAMPLE_SIZE) -> Path:
     """Complex questions -> JSON lists of simple sub-questions (Alpaca JSONL)."""
     return write_jsonl(path, task_samples.decomposition_rows(n, SAMPLE_SEED))
@@ -337,6 +353,16 @@ SAMPLES: dict[str, Sample] = {
             "text",
             "blank_line",
             write_stories_sample,
+        ),
+        Sample(
+            "pretraining-stories",
+            "Sample: pretraining stories",
+            "Plain text for pretraining a design: 5,000 varied short stories (characters, "
+            "places, dialogue, questions), separated by blank lines.",
+            "txt",
+            "text",
+            "blank_line",
+            write_pretraining_sample,
         ),
     )
 }

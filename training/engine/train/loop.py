@@ -299,6 +299,12 @@ class Position:
 class Trainer:
     """One run's training state: model, optimizer, schedule, data position and clock."""
 
+    # Where a completed run's weights go under ``output_dir``, and what the log calls them.
+    saved_folder = "adapter"
+    saved_what = "adapter"
+    # peft: adapter weights and config only (the base embeddings never change here)
+    save_options: dict[str, Any] = {"save_embedding_layers": False}
+
     def __init__(
         self,
         model: Any,
@@ -535,8 +541,7 @@ class Trainer:
         """Adapter, optimizer, scheduler and RNG as they were at ``at`` (a step boundary)."""
 
         def write_files(folder: Path) -> None:
-            # peft: adapter weights and config only (the base embeddings never change here)
-            self.model.save_pretrained(folder, save_embedding_layers=False)
+            self.model.save_pretrained(folder, **self.save_options)
             torch.save(self.optimizer.state_dict(), folder / "optimizer.pt")
             torch.save(self.scheduler.state_dict(), folder / "scheduler.pt")
             torch.save(at.rng, folder / "rng.pt")
@@ -560,14 +565,8 @@ class Trainer:
 
     def resume(self, saved: Checkpoint) -> None:
         """Adapter weights, optimizer, scheduler, RNG and data position from ``saved``."""
-        from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
-
         checkpoint.check_compatible(saved, self.config.to_dict())
-        weights = load_file(saved.path / "adapter_model.safetensors")
-        result = set_peft_model_state_dict(self.model, weights)
-        if getattr(result, "unexpected_keys", []):
-            raise checkpoint.CheckpointError(f"checkpoint {saved.path.name} has unknown weights")
+        self.load_weights(saved)
         self.optimizer.load_state_dict(torch.load(saved.path / "optimizer.pt", weights_only=True))
         self.scheduler.load_state_dict(torch.load(saved.path / "scheduler.pt", weights_only=True))
         rng = torch.load(saved.path / "rng.pt", weights_only=True)
@@ -586,6 +585,16 @@ class Trainer:
             f"resumed from checkpoint {saved.path.name} at step {self.step}/{self.total_steps}"
         )
 
+    def load_weights(self, saved: Checkpoint) -> None:
+        """The trained weights from a checkpoint: the LoRA adapter's."""
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        weights = load_file(saved.path / "adapter_model.safetensors")
+        result = set_peft_model_state_dict(self.model, weights)
+        if getattr(result, "unexpected_keys", []):
+            raise checkpoint.CheckpointError(f"checkpoint {saved.path.name} has unknown weights")
+
     # --- the end ---
 
     def finish(self, outcome: Outcome) -> TrainResult:
@@ -593,10 +602,10 @@ class Trainer:
         output_dir = Path(self.config.output_dir)
         adapter_dir: Path | None = None
         if outcome.saves_adapter:
-            adapter_dir = output_dir / "adapter"
-            self.model.save_pretrained(adapter_dir, save_embedding_layers=False)
+            adapter_dir = output_dir / self.saved_folder
+            self.model.save_pretrained(adapter_dir, **self.save_options)
             self.tokenizer.save_pretrained(adapter_dir)
-            self.hooks.log("adapter saved")
+            self.hooks.log(f"{self.saved_what} saved")
         elif outcome == Outcome.CANCELLED:
             self.hooks.log(f"cancelled after {self.step} steps; no adapter saved")
         elif outcome == Outcome.INTERRUPTED:
