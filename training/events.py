@@ -65,7 +65,7 @@ def pretraining_context(run: Run) -> dict:
         "pretraining": facts,
         "mfu_percent": None if run.mfu is None else 100 * run.mfu,
         "generate_form": GenerateForm(),
-        "generations": run.generations.all()[:10],
+        "generations": run.text_generations.all()[:10],
     }
 
 
@@ -95,7 +95,7 @@ def render_chats(run: Run) -> str:
 def render_generations(run: Run) -> str:
     return render_to_string(
         "training/_generate.html#generations",
-        {"run": run, "generations": run.generations.all()[:10]},
+        {"run": run, "generations": run.text_generations.all()[:10]},
     )
 
 

@@ -446,9 +446,9 @@ class RunSample(models.Model):
 class Generation(Job):
     """Text generated on a worker from a pretraining run's model, for its owner."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="generations")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="text_generations")
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="generations"
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="text_generations"
     )
     prompt = models.TextField()
     max_new_tokens = models.PositiveIntegerField(default=60)

@@ -145,7 +145,7 @@ def run_generate(request: HttpRequest, run_id: int) -> HttpResponse:
         form = GenerateForm(
             initial={k: form.cleaned_data[k] for k in ("prompt", "temperature", "max_new_tokens")}
         )
-    context = {"run": run, "generate_form": form, "generations": run.generations.all()[:10]}
+    context = {"run": run, "generate_form": form, "generations": run.text_generations.all()[:10]}
     if request.htmx:
         return render(request, "training/_generate.html#generate_panel", context)
     return redirect(run)

@@ -59,8 +59,8 @@ class Migration(migrations.Migration):
                 ('max_new_tokens', models.PositiveIntegerField(default=60)),
                 ('temperature', models.FloatField(default=0.8)),
                 ('text', models.TextField(blank=True)),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='generations', to=settings.AUTH_USER_MODEL)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='generations', to='training.run')),
+                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='text_generations', to=settings.AUTH_USER_MODEL)),
+                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='text_generations', to='training.run')),
             ],
             options={
                 'ordering': ['-created'],
