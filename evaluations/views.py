@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -15,9 +15,10 @@ from evaluations import services
 from evaluations.documents import evaluation_document
 from evaluations.downloads import csv_chunks
 from evaluations.eval_files import check_eval_file
-from evaluations.forms import EvaluationForm
+from evaluations.forms import EvaluationForm, StoreEvaluationForm
 from evaluations.models import Evaluation
 from evaluations.wording import rows_for_page
+from projects.access import get_project_for_user
 from slmlab.streams import stream_chunks
 from training.models import Run
 
@@ -27,7 +28,7 @@ FILTERS = {"worse": Q(worse=True), "changed": Q(changed=True)}
 
 def _get_evaluation_for_user(request: HttpRequest, evaluation_id: int) -> Evaluation:
     return get_object_or_404(
-        Evaluation.objects.select_related("run", "run__project"),
+        Evaluation.objects.select_related("run", "run__project", "project", "base_model"),
         pk=evaluation_id,
         owner=request.user,
     )
@@ -64,6 +65,33 @@ def evaluation_new(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
+def store_evaluation_new(request: HttpRequest, project_id: int) -> HttpResponse:
+    """A store model alone (no run) on a dataset's validation rows or an uploaded eval file."""
+    project = get_project_for_user(request, project_id)
+    if request.method == "GET":
+        form = StoreEvaluationForm(project=project)
+        return render(request, "evaluations/store_new.html", {"project": project, "form": form})
+    form = StoreEvaluationForm(request.POST, request.FILES, project=project)
+    upload = request.FILES.get("eval_file")
+    spec = None
+    if form.is_valid() and upload is not None:
+        dataset = form.cleaned_data["dataset"]
+        template = dataset.template if dataset else "model"
+        try:
+            spec = check_eval_file(upload, template, dataset.custom_template if dataset else "")
+        except ValueError as exc:
+            form.add_error("eval_file", str(exc))
+    if not form.is_valid():
+        return render(request, "evaluations/store_new.html", {"project": project, "form": form})
+    settings = {k: v for k, v in form.cleaned_data.items() if k != "eval_file"}
+    if spec is not None:
+        settings.update(eval_file=upload, eval_spec=asdict(spec))
+    evaluation = services.start_store_evaluation(project, **settings)
+    return redirect(evaluation)
+
+
+@login_required
 @vary_on_headers("HX-Request")
 def evaluation_detail(request: HttpRequest, evaluation_id: int) -> HttpResponse:
     evaluation = _get_evaluation_for_user(request, evaluation_id)
@@ -83,6 +111,7 @@ def evaluation_detail(request: HttpRequest, evaluation_id: int) -> HttpResponse:
     context = {
         "evaluation": evaluation,
         "run": evaluation.run,
+        "back": evaluation.back,
         "scores": rows_for_page(evaluation.summary),
         "page": page,
         "show": shown,
