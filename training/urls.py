@@ -18,6 +18,5 @@ urlpatterns = [
         views.checkpoint_delete,
         name="checkpoint_delete",
     ),
-    path("runs/<int:run_id>/adapter.zip", views.run_adapter, name="adapter"),
     path("runs/<int:run_id>/tensorboard.zip", views.run_tensorboard, name="tensorboard"),
 ]
