@@ -1,6 +1,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from evaluations.judging import judge_config
 from projects.models import BaseModel, Dataset, Project
 from training.engine.evaluate.metrics import DEFAULT_METRICS, METRICS, MetricError, compile_regex
 
@@ -28,6 +29,12 @@ class EvaluationForm(forms.Form):
     max_new_tokens = forms.IntegerField(
         label=_("Max new tokens"), min_value=1, max_value=1024, initial=64
     )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if judge_config() is None:  # the LLM judge only where the operator configured one
+            field = self.fields["metrics"]
+            field.choices = [(n, label) for n, label in field.choices if n != "judge"]
 
     def clean(self):
         cleaned = super().clean()

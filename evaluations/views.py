@@ -16,10 +16,12 @@ from evaluations.documents import evaluation_document
 from evaluations.downloads import csv_chunks
 from evaluations.eval_files import check_eval_file
 from evaluations.forms import EvaluationForm, StoreEvaluationForm
+from evaluations.judging import judge_context
 from evaluations.models import Evaluation
 from evaluations.wording import rows_for_page
 from projects.access import get_project_for_user
 from slmlab.streams import stream_chunks
+from training.engine.evaluate.judge import JUDGE_PROMPT
 from training.models import Run
 
 PAGE_SIZE = 25
@@ -54,7 +56,8 @@ def evaluation_new(request: HttpRequest, run_id: int) -> HttpResponse:
             _("This run's dataset has no validation rows: zero examples to evaluate on."),
         )
     if not form.is_valid():
-        return render(request, "evaluations/_new.html", {"run": run, "eval_form": form}, status=200)
+        context = {"run": run, "eval_form": form}
+        return render(request, "evaluations/_new.html", context, status=200)
     settings = {k: v for k, v in form.cleaned_data.items() if k != "eval_file"}
     if spec is not None:
         settings.update(eval_file=upload, eval_spec=asdict(spec))
@@ -71,7 +74,8 @@ def store_evaluation_new(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_project_for_user(request, project_id)
     if request.method == "GET":
         form = StoreEvaluationForm(project=project)
-        return render(request, "evaluations/store_new.html", {"project": project, "form": form})
+        context = {"project": project, "form": form, **judge_context()}
+        return render(request, "evaluations/store_new.html", context)
     form = StoreEvaluationForm(request.POST, request.FILES, project=project)
     upload = request.FILES.get("eval_file")
     spec = None
@@ -83,7 +87,8 @@ def store_evaluation_new(request: HttpRequest, project_id: int) -> HttpResponse:
         except ValueError as exc:
             form.add_error("eval_file", str(exc))
     if not form.is_valid():
-        return render(request, "evaluations/store_new.html", {"project": project, "form": form})
+        context = {"project": project, "form": form, **judge_context()}
+        return render(request, "evaluations/store_new.html", context)
     settings = {k: v for k, v in form.cleaned_data.items() if k != "eval_file"}
     if spec is not None:
         settings.update(eval_file=upload, eval_spec=asdict(spec))
@@ -117,6 +122,7 @@ def evaluation_detail(request: HttpRequest, evaluation_id: int) -> HttpResponse:
         "show": shown,
         "q": query,
         "metric_names": evaluation.metrics,
+        "judge_prompt": JUDGE_PROMPT if "judge" in evaluation.metrics else "",
     }
     template = "evaluations/detail.html"
     if request.htmx and request.GET.get("fragment") == "table":

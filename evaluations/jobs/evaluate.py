@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evaluations import events
+from evaluations.judging import judge_config
 from evaluations.models import BaseOutputs, EvalRow, Evaluation
 from slmlab.jobs import JobStatus
 from training import retention
@@ -45,10 +46,12 @@ class DatabaseCache:
 
 
 def metric_settings(evaluation: Evaluation) -> MetricSettings:
+    names = list(evaluation.metrics or DEFAULT_METRICS)
     return MetricSettings(
-        names=list(evaluation.metrics or DEFAULT_METRICS),
+        names=names,
         ignore_case=evaluation.ignore_case,
         regex=evaluation.regex,
+        judge=judge_config() if "judge" in names else None,
     )
 
 

@@ -221,3 +221,74 @@ def test_a_runs_evaluation_on_an_uploaded_file_runs_through_the_real_job(
     assert all(r.tuned_scores is not None and "exact_match" in r.tuned_scores for r in rows)
     entry = evaluation.summary["metrics"][0]
     assert entry["tuned"] is not None and entry["test"]["test"] == "mcnemar"
+
+
+def configure_judge(settings, url: str) -> None:
+    from tests.fakejudge import KEY
+
+    settings.SLMLAB_JUDGE_URL = url
+    settings.SLMLAB_JUDGE_MODEL = "judge-model"
+    settings.SLMLAB_JUDGE_API_KEY = KEY
+
+
+def test_the_llm_judge_is_offered_with_its_prompt_only_when_the_operator_configured_one(
+    project, owner_client, settings
+):
+    url = reverse("evaluations:store_new", args=[project.pk])
+    page = owner_client.get(url).content.decode()
+    assert 'value="judge"' not in page and "judge-prompt" not in page
+    refused = owner_client.post(
+        url,
+        form_data(
+            base_model=make_base_model().pk, dataset=project.datasets.get().pk, metrics=["judge"]
+        ),
+    )
+    assert refused.status_code == 200 and not Evaluation.objects.exists()
+    configure_judge(settings, "http://127.0.0.1:9/v1")
+    page = owner_client.get(url).content.decode()
+    assert 'value="judge"' in page and 'data-testid="judge-prompt"' in page
+    assert "judge-model" in page and "Answer with one word: YES or NO." in page
+
+
+@pytest.mark.slow
+def test_a_runs_evaluation_asks_the_llm_judge_through_the_real_job(
+    user,
+    owner_client,
+    tiny_run_model,
+    settings,
+    broker,
+    run_queued,
+    django_capture_on_commit_callbacks,
+):
+    from tests.fakejudge import FakeJudge
+
+    base, adapter = tiny_run_model
+    project = make_project(owner=user)
+    run = make_run(
+        project=project,
+        base_model=make_base_model(name="tiny", path=str(base)),
+        status=Run.Status.COMPLETED,
+    )
+    shutil.copytree(adapter, run.adapter_dir)
+    with FakeJudge() as judge:
+        configure_judge(settings, judge.url)
+        with django_capture_on_commit_callbacks(execute=True):
+            owner_client.post(
+                reverse("evaluations:new", args=[run.pk]),
+                {
+                    **form_data(metrics=["exact_match", "judge"]),
+                    "eval_file": SimpleUploadedFile("eval.csv", CSV_EVAL),
+                },
+            )
+        with django_capture_on_commit_callbacks(execute=True):
+            run_queued(settings.QUEUE_GPU)
+        evaluation = Evaluation.objects.get()
+        assert evaluation.status == "done", evaluation.error
+        assert len(judge.requests) == 2 * 3  # base and tuned reply of each example
+    rows = list(evaluation.rows.all())
+    assert all(isinstance(r.base_scores["judge"], bool) for r in rows)
+    assert all(isinstance(r.tuned_scores["judge"], bool) for r in rows)
+    names = [m["name"] for m in evaluation.summary["metrics"]]
+    assert names == ["exact_match", "judge"]
+    page = owner_client.get(evaluation.get_absolute_url()).content.decode()
+    assert 'data-testid="judge-prompt"' in page
