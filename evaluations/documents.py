@@ -9,6 +9,11 @@ def evaluation_document(evaluation: Evaluation, with_rows: bool = True) -> dict:
     doc = {
         "id": evaluation.pk,
         "run": evaluation.run_id,
+        # A store model evaluated alone has no run: its replies are the "base" ones.
+        "model": evaluation.model_name,
+        "project": evaluation.project_id if not evaluation.of_run else evaluation.run.project_id,
+        "dataset": evaluation.dataset_id,
+        "uploaded_eval_file": bool(evaluation.eval_file),
         "status": evaluation.status,
         "error": evaluation.error or None,
         "automatic": evaluation.automatic,

@@ -9,6 +9,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from projects.models import BaseModel, Dataset, Project
 from slmlab.jobs import Job
 from training.models import Run
 
@@ -19,12 +20,26 @@ def eval_file_path(instance: Evaluation, filename: str) -> str:
 
 
 class Evaluation(Job):
-    """Base and tuned replies to a run's validation rows, scored, on a GPU worker."""
+    """Base and tuned replies to a run's validation rows, scored, on a GPU worker; or, with
+    no run, one store model alone on an eval set of a project (its replies are ``base``)."""
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="evaluations"
     )
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="evaluations")
+    run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, related_name="evaluations", null=True, blank=True
+    )
+    # A store model evaluated alone (no run): the project it belongs to, the model, and the
+    # dataset whose validation rows (or template, with an uploaded file) make the eval set.
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="evaluations", null=True, blank=True
+    )
+    base_model = models.ForeignKey(
+        BaseModel, on_delete=models.CASCADE, related_name="evaluations", null=True, blank=True
+    )
+    dataset = models.ForeignKey(
+        Dataset, on_delete=models.CASCADE, related_name="evaluations", null=True, blank=True
+    )
     automatic = models.BooleanField(default=False, help_text=_("Started by the run's end"))
     limit = models.PositiveIntegerField(default=100, help_text=_("Validation examples, at most"))
     # An uploaded eval set instead of the dataset's validation rows, read with this DataSpec
@@ -46,9 +61,30 @@ class Evaluation(Job):
 
     class Meta:
         ordering = ["-created", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(run__isnull=False)
+                | models.Q(project__isnull=False, base_model__isnull=False),
+                name="evaluation_of_a_run_or_a_store_model",
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"evaluation {self.pk} of {self.run} ({self.status})"
+        return f"evaluation {self.pk} of {self.run or self.base_model} ({self.status})"
+
+    @property
+    def of_run(self) -> bool:
+        """A run's tuned model against its base; otherwise one store model alone."""
+        return self.run_id is not None
+
+    @property
+    def model_name(self) -> str:
+        return self.run.base_name if self.run_id else self.base_model.name
+
+    @property
+    def back(self) -> Run | Project:
+        """The page this evaluation was started from."""
+        return self.run if self.run_id else self.project
 
     def get_absolute_url(self) -> str:
         return reverse("evaluations:detail", args=[self.pk])
@@ -57,7 +93,7 @@ class Evaluation(Job):
     def percent(self) -> int:
         if self.status == self.Status.DONE:
             return 100
-        steps = 2 * self.examples_total  # base, then tuned
+        steps = (2 if self.of_run else 1) * self.examples_total  # base, then tuned
         done = self.examples_done + (self.examples_total if self.phase != "base" else 0)
         return min(100, round(100 * done / steps)) if steps else 0
 

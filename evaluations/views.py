@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -15,10 +15,13 @@ from evaluations import services
 from evaluations.documents import evaluation_document
 from evaluations.downloads import csv_chunks
 from evaluations.eval_files import check_eval_file
-from evaluations.forms import EvaluationForm
+from evaluations.forms import EvaluationForm, StoreEvaluationForm
+from evaluations.judging import judge_context
 from evaluations.models import Evaluation
 from evaluations.wording import rows_for_page
+from projects.access import get_project_for_user
 from slmlab.streams import stream_chunks
+from training.engine.evaluate.judge import JUDGE_PROMPT
 from training.models import Run
 
 PAGE_SIZE = 25
@@ -27,7 +30,7 @@ FILTERS = {"worse": Q(worse=True), "changed": Q(changed=True)}
 
 def _get_evaluation_for_user(request: HttpRequest, evaluation_id: int) -> Evaluation:
     return get_object_or_404(
-        Evaluation.objects.select_related("run", "run__project"),
+        Evaluation.objects.select_related("run", "run__project", "project", "base_model"),
         pk=evaluation_id,
         owner=request.user,
     )
@@ -53,13 +56,43 @@ def evaluation_new(request: HttpRequest, run_id: int) -> HttpResponse:
             _("This run's dataset has no validation rows: zero examples to evaluate on."),
         )
     if not form.is_valid():
-        return render(request, "evaluations/_new.html", {"run": run, "eval_form": form}, status=200)
+        context = {"run": run, "eval_form": form}
+        return render(request, "evaluations/_new.html", context, status=200)
     settings = {k: v for k, v in form.cleaned_data.items() if k != "eval_file"}
     if spec is not None:
         settings.update(eval_file=upload, eval_spec=asdict(spec))
     evaluation = services.start_evaluation(run, **settings)
     if request.htmx:
         return HttpResponseClientRedirect(evaluation.get_absolute_url())
+    return redirect(evaluation)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def store_evaluation_new(request: HttpRequest, project_id: int) -> HttpResponse:
+    """A store model alone (no run) on a dataset's validation rows or an uploaded eval file."""
+    project = get_project_for_user(request, project_id)
+    if request.method == "GET":
+        form = StoreEvaluationForm(project=project)
+        context = {"project": project, "form": form, **judge_context()}
+        return render(request, "evaluations/store_new.html", context)
+    form = StoreEvaluationForm(request.POST, request.FILES, project=project)
+    upload = request.FILES.get("eval_file")
+    spec = None
+    if form.is_valid() and upload is not None:
+        dataset = form.cleaned_data["dataset"]
+        template = dataset.template if dataset else "model"
+        try:
+            spec = check_eval_file(upload, template, dataset.custom_template if dataset else "")
+        except ValueError as exc:
+            form.add_error("eval_file", str(exc))
+    if not form.is_valid():
+        context = {"project": project, "form": form, **judge_context()}
+        return render(request, "evaluations/store_new.html", context)
+    settings = {k: v for k, v in form.cleaned_data.items() if k != "eval_file"}
+    if spec is not None:
+        settings.update(eval_file=upload, eval_spec=asdict(spec))
+    evaluation = services.start_store_evaluation(project, **settings)
     return redirect(evaluation)
 
 
@@ -83,11 +116,13 @@ def evaluation_detail(request: HttpRequest, evaluation_id: int) -> HttpResponse:
     context = {
         "evaluation": evaluation,
         "run": evaluation.run,
+        "back": evaluation.back,
         "scores": rows_for_page(evaluation.summary),
         "page": page,
         "show": shown,
         "q": query,
         "metric_names": evaluation.metrics,
+        "judge_prompt": JUDGE_PROMPT if "judge" in evaluation.metrics else "",
     }
     template = "evaluations/detail.html"
     if request.htmx and request.GET.get("fragment") == "table":

@@ -16,9 +16,12 @@ def exports_group(run_id: int) -> str:
 
 def panel_context(run: Run) -> dict:
     exports = list(run.exports.prefetch_related("pushes"))
+    adapter = [e for e in exports if e.kind == Export.Kind.ADAPTER]
     return {
         "run": run,
         "exports": exports,
+        # The "Download adapter" action: the adapter export it downloads or waits for.
+        "adapter_export": next((e for e in adapter if e.downloadable or e.is_active), None),
         "has_hub_token": HubToken.objects.filter(owner_id=run.owner_id).exists(),
         "kinds": Export.Kind.choices,
         "dtypes": Export.Dtype.choices,

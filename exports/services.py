@@ -61,6 +61,16 @@ def create_export(
     return export
 
 
+def adapter_export(run: Run) -> Export:
+    """The run's adapter export for the run page's "Download adapter": the finished or
+    in-progress one when there is one, else a new one (the adapter leaves the lab only
+    through the export list, verified and counted against the quota like any export)."""
+    for export in run.exports.filter(kind=Export.Kind.ADAPTER):
+        if export.is_active or export.downloadable:
+            return export
+    return create_export(run, Export.Kind.ADAPTER)
+
+
 def delete_export(export: Export) -> None:
     """Delete an export and its files; a worker still on it stops at its next report."""
     export.cancel()

@@ -2,8 +2,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from exports import services
 from exports.events import panel_context
@@ -47,6 +49,23 @@ def export_create(request: HttpRequest, run_id: int) -> HttpResponse:
         )
     except services.ExportRefused as exc:
         messages.error(request, str(exc))
+    return _list(request, run)
+
+
+@login_required
+@require_POST
+def export_adapter(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The run page's "Download adapter": opens the adapter export (downloads it once it
+    is verified), creating it the first time."""
+    run = _run_for_user(request, run_id)
+    try:
+        export = services.adapter_export(run)
+    except services.ExportRefused as exc:
+        messages.error(request, str(exc))
+        return _list(request, run)
+    if export.downloadable:
+        url = reverse("exports:download", args=[export.pk])
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     return _list(request, run)
 
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
 
 from slmlab.env import env_bool, env_int, env_list, env_path, env_str
@@ -127,6 +128,14 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
+
+# --- Evaluations: the optional LLM-as-judge metric (any OpenAI-compatible endpoint) ---
+# SLMLAB_JUDGE_URL is the API base (https://host/v1); unset, the metric is not offered.
+SLMLAB_JUDGE_URL = env_str("SLMLAB_JUDGE_URL", "")
+SLMLAB_JUDGE_MODEL = env_str("SLMLAB_JUDGE_MODEL", "")
+SLMLAB_JUDGE_API_KEY = env_str("SLMLAB_JUDGE_API_KEY", "")
+if bool(SLMLAB_JUDGE_URL) != bool(SLMLAB_JUDGE_MODEL):
+    raise ImproperlyConfigured("SLMLAB_JUDGE_URL and SLMLAB_JUDGE_MODEL are set together")
 
 # --- Accounts (django-allauth) ---
 SLMLAB_SIGNUP_OPEN = env_bool("SLMLAB_SIGNUP_OPEN", True)

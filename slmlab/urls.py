@@ -5,6 +5,7 @@ from django.shortcuts import redirect
 from django.urls import include, path
 
 from projects import views as project_views
+from slmlab import help as help_pages
 from slmlab import ops
 
 # The admin login goes through allauth's login view, so its rate limits apply.
@@ -36,6 +37,8 @@ urlpatterns = [
     path("playground/", include("playground.urls")),
     path("v1/", include("playground.api_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("help/", help_pages.help_index, name="help"),
+    path("help/glossary/", help_pages.glossary, name="glossary"),
     path("models/", project_views.model_catalog, name="catalog"),
     path("models/download/", project_views.model_download, name="model_download"),
     path(

@@ -13,7 +13,7 @@ ACTIVE = (*Run.WAITING, Run.Status.RUNNING)
 def release_dataset(dataset: Dataset) -> bool:
     """Delete the file of a dataset marked "delete after training" once it has been
     trained on and no run that uses it is still waiting or running, nor any evaluation
-    of one of those runs."""
+    of one of those runs or on the dataset itself."""
     if not dataset.delete_after_training or dataset.file_deleted_at is not None:
         return False
     runs = Run.objects.filter(dataset=dataset)
@@ -23,6 +23,9 @@ def release_dataset(dataset: Dataset) -> bool:
     # relation: this module does not import the app above it).
     pending = (JobStatus.QUEUED, JobStatus.RUNNING)
     if runs.filter(evaluations__status__in=pending).exists():
+        return False
+    # ... and so do evaluations of a store model on this dataset.
+    if Dataset.objects.filter(pk=dataset.pk, evaluations__status__in=pending).exists():
         return False
     return drop_file(dataset)
 

@@ -19,7 +19,6 @@ urlpatterns = [
         name="checkpoint_delete",
     ),
     path("runs/<int:run_id>/generate/", views.run_generate, name="generate"),
-    path("runs/<int:run_id>/adapter.zip", views.run_adapter, name="adapter"),
     path("runs/<int:run_id>/model.zip", views.run_model, name="model"),
     path("runs/<int:run_id>/tensorboard.zip", views.run_tensorboard, name="tensorboard"),
 ]

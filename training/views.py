@@ -161,14 +161,6 @@ def run_model(request: HttpRequest, run_id: int) -> StreamingHttpResponse:
 
 
 @login_required
-def run_adapter(request: HttpRequest, run_id: int) -> StreamingHttpResponse:
-    run = _get_run_for_user(request, run_id)
-    if not run.has_adapter:
-        raise Http404("This run has no adapter yet.")
-    return stream_folder_zip(run.adapter_dir, f"slmlab-run-{run.pk}-adapter.zip")
-
-
-@login_required
 def run_tensorboard(request: HttpRequest, run_id: int) -> StreamingHttpResponse:
     run = _get_run_for_user(request, run_id)
     events_dir = run.output_dir / "tensorboard"

@@ -49,6 +49,29 @@ def test_an_adapter_export_runs_on_the_cpu_queue_and_downloads_as_a_zip(
     assert "unquantized base weights" in run_page  # the run trained on a 4-bit base
 
 
+def test_download_adapter_creates_the_adapter_export_once_then_downloads_it(
+    owner_client, finished_run, htmx_headers, broker, run_queued, django_capture_on_commit_callbacks
+):
+    url = reverse("exports:adapter", args=[finished_run.pk])
+    run_page = owner_client.get(finished_run.get_absolute_url()).content.decode()
+    assert run_page.count('data-testid="download-adapter"') == 1  # in the export list only
+    with django_capture_on_commit_callbacks(execute=True):
+        first = owner_client.post(url, **htmx_headers).content.decode()
+        owner_client.post(url, **htmx_headers)  # a second click waits for the same export
+    assert 'data-testid="adapter-preparing"' in first and 'data-kind="adapter"' in first
+    assert run_queued(settings.QUEUE_DEFAULT) == ["run_export"]
+    export = Export.objects.get()
+    assert export.status == Export.Status.DONE
+    listed = owner_client.get(reverse("exports:list", args=[finished_run.pk])).content.decode()
+    download = reverse("exports:download", args=[export.pk])
+    assert f'href="{download}" data-testid="download-adapter"' in listed
+    assert owner_client.post(url, **htmx_headers)["HX-Redirect"] == download
+    assert owner_client.post(url)["Location"] == download
+    names = zip_names(owner_client.get(download))
+    assert "adapter_config.json" in names and "adapter_model.safetensors" in names
+    assert Export.objects.count() == 1
+
+
 def test_a_merged_export_is_verified_against_the_adapter_on_its_base(
     owner_client, finished_run, htmx_headers, broker, run_queued, django_capture_on_commit_callbacks
 ):
@@ -156,6 +179,7 @@ def test_another_user_gets_404_on_every_export_page_and_anonymous_goes_to_login(
     ]
     posts = [
         reverse("exports:create", args=[finished_run.pk]),
+        reverse("exports:adapter", args=[finished_run.pk]),
         reverse("exports:delete", args=[export.pk]),
         reverse("exports:push", args=[export.pk]),
     ]

@@ -193,8 +193,16 @@ def test_chat_on_a_completed_run_goes_to_a_worker(
     assert message["args"] == [exchange.pk]
 
 
-def test_the_adapter_404s_before_training_ends(owner_client, run):
-    assert owner_client.get(reverse("training:adapter", args=[run.pk])).status_code == 404
+def test_the_adapter_is_refused_before_training_ends(owner_client, run, htmx_headers):
+    from exports.models import Export
+
+    response = owner_client.post(reverse("exports:adapter", args=[run.pk]), **htmx_headers)
+    assert "Exports open when the run has completed" in response.content.decode()
+    assert not Export.objects.exists()
+    assert (
+        'data-testid="download-adapter"'
+        not in owner_client.get(run.get_absolute_url()).content.decode()
+    )
 
 
 def test_run_json_has_the_documented_fields(owner_client, run):
@@ -212,7 +220,6 @@ def run_urls(run):
     return [
         ("get", reverse("training:run", args=[run.pk])),
         ("get", reverse("training:run_json", args=[run.pk])),
-        ("get", reverse("training:adapter", args=[run.pk])),
         ("get", reverse("training:tensorboard", args=[run.pk])),
         ("post", reverse("training:cancel", args=[run.pk])),
         ("post", reverse("training:chat", args=[run.pk])),

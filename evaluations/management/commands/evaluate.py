@@ -5,6 +5,7 @@ from pathlib import Path
 import yaml
 from django.core.management.base import BaseCommand, CommandError
 
+from evaluations.judging import judge_config
 from training.engine.data.records import DatasetError, DataSpec, read_dataset
 from training.engine.data.split import split_rows
 from training.engine.evaluate import run as engine_eval
@@ -25,6 +26,7 @@ validation_ratio: 0                # > 0: evaluate on that held-out share of the
 split_seed: 0
 limit: 100
 metrics: [exact_match, contains, rouge_l, valid_json, json_equal, length, loss]
+# judge: also listable when SLMLAB_JUDGE_URL and SLMLAB_JUDGE_MODEL are set
 ignore_case: false
 regex: ""
 max_new_tokens: 64
@@ -58,6 +60,7 @@ class Command(BaseCommand):
                 names=list(settings.get("metrics", [*DEFAULT_METRICS, "loss"])),
                 ignore_case=bool(settings.get("ignore_case", False)),
                 regex=str(settings.get("regex", "")),
+                judge=judge_config(),  # SLMLAB_JUDGE_* from the environment, if set
             )
             metrics.check()
         except (OSError, KeyError, ValueError, yaml.YAMLError, MetricError) as exc:

@@ -16,6 +16,8 @@ from typing import Any
 
 from rouge_score import rouge_scorer
 
+from training.engine.evaluate.judge import JudgeConfig
+
 PASS, SCORE = "pass", "score"
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # A CJK ideograph or kana on its own (those scripts write no spaces), else a run of
@@ -112,8 +114,12 @@ METRICS: dict[str, Metric] = {
         Metric("regex", "regex match", PASS, True),
         Metric("length", "output length (characters)", SCORE, None),
         Metric("loss", "validation loss on the expected output", SCORE, False),
+        # Optional: only where the operator configured a judge endpoint (judge.py).
+        Metric("judge", "LLM judge: gives the expected answer", PASS, True),
     )
 }
+# Computed apart from the text metrics: loss by the model, judge by the judge endpoint.
+APART = ("loss", "judge")
 DEFAULT_METRICS = ["exact_match", "contains", "rouge_l", "valid_json", "json_equal", "length"]
 
 
@@ -124,6 +130,7 @@ class MetricSettings:
     names: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
     ignore_case: bool = False
     regex: str = ""
+    judge: JudgeConfig | None = None
 
     def check(self) -> None:
         unknown = [n for n in self.names if n not in METRICS]
@@ -134,9 +141,14 @@ class MetricSettings:
             raise MetricError("choose at least one metric")
         if "regex" in self.names:
             compile_regex(self.regex)
+        if "judge" in self.names and self.judge is None:
+            raise MetricError(
+                "no LLM judge is configured: the operator sets SLMLAB_JUDGE_URL and "
+                "SLMLAB_JUDGE_MODEL"
+            )
 
     def scorers(self) -> dict[str, Callable[[str, str], float | bool]]:
-        """name -> f(output, expected), for the text metrics (loss is computed apart)."""
+        """name -> f(output, expected), for the text metrics (not those in APART)."""
         self.check()
         case = self.ignore_case
         table: dict[str, Callable[[str, str], float | bool]] = {

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from training.engine.data.shapes import Record
 from training.engine.data.tokenize import IGNORE_INDEX, prompt_ids, tokenize_record
-from training.engine.evaluate import stats
+from training.engine.evaluate import judge, stats
 from training.engine.evaluate.examples import EvalError, expected_output
 from training.engine.evaluate.metrics import METRICS, PASS, MetricSettings, score
 from training.engine.inference.generate import GenerationSettings, generate
@@ -235,7 +235,21 @@ def evaluate(
             if tuned_loss is not None:
                 row["tuned_scores"]["loss"] = tuned_loss[i]
         rows.append(row)
+    if "judge" in metrics.names:
+        hooks.progress("judging", len(examples), len(examples))
+        add_verdicts(rows, metrics.judge)
     return EvalReport(rows, summarise(rows, metrics.names), base_cached=cached is not None)
+
+
+def add_verdicts(rows: list[dict], config: judge.JudgeConfig) -> None:
+    """The judge's verdict on every base and tuned reply, as the ``judge`` score."""
+    for side in ("base", "tuned"):
+        asked = [r for r in rows if r[f"{side}_output"] is not None]
+        verdicts = judge.judge_all(
+            config, [(r["prompt"], r["expected"], r[f"{side}_output"]) for r in asked]
+        )
+        for row, verdict in zip(asked, verdicts, strict=True):
+            row[f"{side}_scores"]["judge"] = verdict
 
 
 def summarise(rows: list[dict], names: list[str]) -> dict:

@@ -61,9 +61,7 @@ def export_merged(
     merge.save_merged(merged, tokenizer, out_dir, dtype, template, custom_template)
     del merged, model
     progress(0.7, "reloading the merged model and answering the check prompts")
-    result = verify.verify_merged(
-        reference, out_dir, template, custom_template, near_ties=dtype != "float32"
-    )
+    result = verify.verify_merged(reference, out_dir, template, custom_template)
     progress(1.0, "merged model verified")
     return {**result, "dtype": dtype}
 
