@@ -214,3 +214,20 @@ def test_a_difference_counts_only_at_a_near_tie_of_the_reference_and_only_when_a
     assert not any(
         r["equal"] for r in verify.compare_answers(reference, clear_difference, 16, near_ties=True)
     )
+    # The limit widens with a quantized file's own measured gap noise: a gap of 2.0 where
+    # the candidate took the runner-up (9) is a near-tie under a limit of 2.5.
+    wide = verify.compare_answers(reference, clear_difference, 16, True, tie_limit=2.5)
+    assert all(r["equal"] and r["near_tie_at"] == 0 for r in wide)
+    other = verify.compare_answers(reference, other_at_tie, 16, True, tie_limit=2.5)
+    assert not any(r["equal"] for r in other)
+
+
+def test_the_gap_noise_is_how_much_a_file_moves_the_references_two_best_gaps():
+    reference = np.log(np.array([[0.6, 0.3, 0.1], [0.1, 0.2, 0.7]]))
+    # Position 0: best 0, runner-up 1, gap ln 2; the candidate's logits make it 1.0.
+    # Position 1: best 2, runner-up 1, gap ln 3.5; the candidate keeps it exactly.
+    candidate = np.array([[1.0, 0.0, -5.0], [0.0, 5.0, 5.0 + np.log(3.5)]])
+    expected = abs(1.0 - np.log(2.0))
+    noise = verify.gap_noise(reference, candidate)
+    assert noise == pytest.approx(np.quantile([expected, 0.0], verify.NOISE_QUANTILE))
+    assert verify.gap_noise(reference, reference) == pytest.approx(0.0)
