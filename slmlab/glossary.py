@@ -318,6 +318,17 @@ GROUPS = (
                 ("learning-rate",),
             ),
             Term(
+                "worker",
+                _("Worker"),
+                _(
+                    "A process of the lab that runs jobs: training, evaluation, exports and "
+                    "answers. Each reports its devices (GPUs, Apple MPS, the CPU) and their "
+                    "memory; the run form checks your settings against the kind of worker you "
+                    "choose, keeping 10% of its memory free as a safety margin."
+                ),
+                ("precision", "quantization"),
+            ),
+            Term(
                 "gradient-checkpointing",
                 _("Gradient checkpointing"),
                 _(

@@ -67,3 +67,15 @@ def test_the_help_pages_are_in_korean_too(client):
     glossary = client.get(reverse("glossary")).content.decode()
     assert "용어집" in glossary and "학습률" in glossary
     assert "How big a step the optimizer takes" not in glossary
+
+
+def test_every_run_form_field_links_to_a_glossary_entry_that_exists(owner_client, user):
+    from tests.factories import make_project
+    from training.forms import GLOSSARY, GLOSSARY_URL
+
+    assert sorted(set(GLOSSARY.values()) - set(TERMS)) == []
+    project = make_project(owner=user)
+    page = owner_client.get(reverse("training:new", args=[project.pk])).content.decode()
+    linked = set(re.findall(re.escape(GLOSSARY_URL) + r"#([\w-]+)", page))
+    assert set(GLOSSARY.values()) - linked == set()
+    assert linked <= set(TERMS)

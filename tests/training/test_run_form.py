@@ -75,7 +75,7 @@ def test_the_advanced_section_is_collapsed_with_defaults_help_and_glossary_links
     assert f'name="warmup_ratio" value="{warmup}"' in advanced
     assert 'name="max_grad_norm" value="1.0"' in advanced
     assert advanced.count('class="muted"') >= len(ADVANCED_FIELDS)
-    for term in ("warmup", "optimizer", "precision", "dora", "rslora", "loss-masking"):
+    for term in ("warmup", "optimizer", "precision", "dora", "rslora", "loss-on-answers"):
         assert f'href="/help/glossary/#{term}"' in advanced
 
 
