@@ -324,7 +324,7 @@ GROUPS = (
                     "A process of the lab that runs jobs: training, evaluation, exports and "
                     "answers. Each reports its devices (GPUs, Apple MPS, the CPU) and their "
                     "memory; the run form checks your settings against the kind of worker you "
-                    "choose, keeping 10% of its memory free as a safety margin."
+                    "choose, keeping a tenth of its memory free as a safety margin."
                 ),
                 ("precision", "quantization"),
             ),
@@ -334,7 +334,7 @@ GROUPS = (
                 _(
                     "Keeps only some of the intermediate results of the forward pass and "
                     "recomputes the rest during the backward pass: much less memory for long "
-                    "sequences, about 20-30% slower steps."
+                    "sequences, steps about a quarter slower."
                 ),
                 ("max-seq-len",),
             ),
@@ -544,6 +544,7 @@ GROUPS = (
             ),
             Term(
                 "confidence-interval",
+                # xgettext:no-python-format
                 _("95% confidence interval"),
                 _(
                     "The range the true score most likely lies in, found by re-drawing the "

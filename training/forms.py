@@ -214,6 +214,7 @@ class RunForm(forms.Form):
     gradient_checkpointing = forms.BooleanField(
         label=_("Gradient checkpointing"),
         required=False,
+        # xgettext:no-python-format
         help_text=_("Recomputes activations in the backward pass: less memory, about 30% slower"),
     )
     autocast = forms.ChoiceField(
