@@ -94,6 +94,12 @@ def htmx_headers() -> dict:
 
 
 def pytest_collection_modifyitems(config, items):
+    # Tests that drive the browser run last: Playwright's sync API keeps an asyncio loop
+    # in the main thread for the rest of the session (the browser fixture is session
+    # scoped), and after it any test calling async_to_sync in that thread (a websocket
+    # push from a job, the relay's fixtures) fails with "cannot use AsyncToSync in the
+    # same thread as an async event loop".
+    items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))
     # Browser tests need Debian's chromium; outside CI they skip when it is absent,
     # in CI a missing browser is a failure (the browser fixture raises).
     if os.path.exists("/usr/bin/chromium") or os.environ.get("CI"):
