@@ -101,23 +101,31 @@ def _decompositions() -> list[Callable[[random.Random], tuple[str, list[str]]]]:
     return [population, river, capitals, continent, language, ages, prices]
 
 
-def decomposition_rows(n: int, seed: int) -> list[Row]:
+def _distinct(makers: list[Callable[[random.Random], tuple]], n: int, seed: int) -> list[tuple]:
+    """``n`` (prompt, answer) pairs from randomly chosen makers, no prompt twice."""
     rng = random.Random(seed)
-    makers = _decompositions()
-    rows, seen = [], set()
-    while len(rows) < n:
-        question, parts = rng.choice(makers)(rng)
-        if question in seen:
-            continue
-        seen.add(question)
-        rows.append(
-            {
-                "instruction": DECOMPOSE_INSTRUCTION,
-                "input": question,
-                "output": json.dumps(parts, ensure_ascii=False),
-            }
-        )
-    return rows
+    pairs, seen = [], set()
+    for _ in range(100 * n):
+        if len(pairs) == n:
+            return pairs
+        prompt, answer = rng.choice(makers)(rng)
+        if prompt not in seen:
+            seen.add(prompt)
+            pairs.append((prompt, answer))
+    if len(pairs) < n:
+        raise ValueError(f"these templates give fewer than {n} distinct rows")
+    return pairs
+
+
+def decomposition_rows(n: int, seed: int) -> list[Row]:
+    return [
+        {
+            "instruction": DECOMPOSE_INSTRUCTION,
+            "input": question,
+            "output": json.dumps(parts, ensure_ascii=False),
+        }
+        for question, parts in _distinct(_decompositions(), n, seed)
+    ]
 
 
 # -- Korean -----------------------------------------------------------------------------
@@ -177,15 +185,6 @@ KO_WEATHER = [
 KO_DAYS = [("오늘", "today"), ("어제", "yesterday")]
 
 
-def _lower(phrase: str) -> str:
-    """An English subject in the middle of a sentence ("The cat" -> "the cat")."""
-    return (
-        phrase
-        if phrase.split()[0] in {"Minsu", "Jiyoung", "Grandmother"}
-        else (phrase[0].lower() + phrase[1:])
-    )
-
-
 def _translations() -> list[Callable[[random.Random], tuple[str, str]]]:
     def likes(rng):
         (ko, en), (ko_o, en_o) = rng.choice(KO_PEOPLE), rng.choice(KO_LIKES)
@@ -230,16 +229,10 @@ TRANSLATE_INSTRUCTION = "Translate the Korean sentence into English."
 
 
 def translation_rows(n: int, seed: int) -> list[Row]:
-    rng = random.Random(seed)
-    makers = _translations()
-    rows, seen = [], set()
-    while len(rows) < n:
-        korean, english = rng.choice(makers)(rng)
-        if korean in seen:
-            continue
-        seen.add(korean)
-        rows.append({"instruction": TRANSLATE_INSTRUCTION, "input": korean, "output": english})
-    return rows
+    return [
+        {"instruction": TRANSLATE_INSTRUCTION, "input": korean, "output": english}
+        for korean, english in _distinct(_translations(), n, seed)
+    ]
 
 
 KO_CAPITALS = [
@@ -288,15 +281,7 @@ def _korean_instructions() -> list[Callable[[random.Random], tuple[str, str]]]:
 
 
 def korean_instruction_rows(n: int, seed: int) -> list[Row]:
-    rng = random.Random(seed)
-    makers = _korean_instructions()
-    rows, seen = [], set()
-    attempts = 0
-    while len(rows) < n and attempts < 100 * n:
-        attempts += 1
-        question, answer = rng.choice(makers)(rng)
-        if question in seen:
-            continue
-        seen.add(question)
-        rows.append({"instruction": question, "input": "", "output": answer})
-    return rows
+    return [
+        {"instruction": question, "input": "", "output": answer}
+        for question, answer in _distinct(_korean_instructions(), n, seed)
+    ]
