@@ -304,7 +304,15 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # On CPUs with avx512_bf16, importing bitsandbytes tries to fetch an optional
+        # kernel from the Hub and warns twice when it cannot (offline here); it then uses
+        # its own CPU kernels, which is what the lab measured and tested. Not the user's
+        # concern: keep the worker log for what is.
+        "bitsandbytes.backends.cpu.ops": {"level": "ERROR"},
+        "kernels._internals.hf_hub": {"level": "ERROR"},
+    },
 }
 
 # --- Exports and the Hugging Face Hub ---
