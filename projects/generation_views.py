@@ -179,6 +179,17 @@ def _page(request, project, form, preview=None, status=200) -> HttpResponse:
     )
 
 
+def _refused(request, project, form) -> HttpResponse:
+    # htmx swaps only 2xx answers: the form with its errors replaces itself.
+    if request.htmx:
+        return render(
+            request,
+            "projects/synthetic_model.html#model_recipe",
+            {"project": project, "form": form},
+        )
+    return _page(request, project, form, status=400)
+
+
 @login_required
 def model_dataset(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_project_for_user(request, project_id)
@@ -191,7 +202,7 @@ def model_dataset(request: HttpRequest, project_id: int) -> HttpResponse:
         context = {"project": project, "form": form, "preview": preview}
         return render(request, "projects/synthetic_model.html#model_recipe", context)
     if plan is None:
-        return _page(request, project, form, status=400)
+        return _refused(request, project, form)
     target = resolve_model(request.user, form.cleaned_data["model"])
     under_way = [JobStatus.QUEUED, JobStatus.RUNNING]
     active = request.user.synthetic_generations.filter(status__in=under_way).count()
@@ -202,7 +213,7 @@ def model_dataset(request: HttpRequest, project_id: int) -> HttpResponse:
             else _("You have %(n)d generations under way; wait for one to end.") % {"n": active}
         )
         form.add_error(None, message)
-        return _page(request, project, form, status=400)
+        return _refused(request, project, form)
     services.request_generation(
         project,
         form.cleaned_data["name"],

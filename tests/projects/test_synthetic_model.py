@@ -10,10 +10,12 @@ from django.urls import reverse
 from projects import events
 from projects.models import Dataset, SyntheticGeneration
 from tests import websockets
-from tests.factories import make_base_model, make_project, make_user
+from tests.exports.helpers import write_adapter
+from tests.factories import make_base_model, make_dataset, make_project, make_run, make_user
 from training.engine.data import model_recipe
 from training.engine.data.model_recipe import Keeper, ModelRecipe, OutputCheck
 from training.engine.inference import synthesize
+from training.models import Run
 
 pytestmark = pytest.mark.django_db
 
@@ -119,16 +121,19 @@ def test_the_page_starts_from_an_example_and_previews_prompts_creating_nothing(
     ],
 )
 def test_bad_recipes_get_the_reason_and_create_nothing(
-    owner_client, project, broker, changes, message
+    owner_client, project, broker, htmx_headers, changes, message
 ):
     make_base_model(name="bundled")
     response = owner_client.post(page_url(project), {**RECIPE, **changes})
     assert response.status_code == 400
     assert message in response.content.decode()
+    # With htmx, the form with its errors (htmx swaps only 2xx answers).
+    swapped = owner_client.post(page_url(project), {**RECIPE, **changes}, **htmx_headers)
+    assert swapped.status_code == 200 and message in swapped.content.decode()
+    assert swapped.content.decode().lstrip().startswith('<form id="model-recipe"')
     assert not SyntheticGeneration.objects.exists() and not Dataset.objects.exists()
-    assert (
-        broker.queues.get(settings.QUEUE_GPU) is None or broker.queues[settings.QUEUE_GPU].empty()
-    )
+    queue = broker.queues.get(settings.QUEUE_GPU)
+    assert queue is None or queue.empty()
 
 
 def test_a_generation_is_queued_on_the_gpu_queue(
@@ -154,6 +159,32 @@ def test_a_generation_is_queued_on_the_gpu_queue(
     assert broker.queues[settings.QUEUE_GPU].qsize() == 1
     page = owner_client.get(page_url(project)).content.decode()
     assert f'ws-connect="/ws/synthetic/{item.pk}/"' in page and "waiting for a GPU worker" in page
+
+
+def finished_run(project, base, template="model", owner=None):
+    dataset = make_dataset(project)
+    dataset.template = template
+    dataset.save()
+    run = make_run(project=project, dataset=dataset, base_model=base, name="tuned")
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.COMPLETED)
+    run.refresh_from_db()
+    return run
+
+
+def test_the_owners_fine_tunes_are_offered_and_no_one_elses(owner_client, project, user):
+    base = make_base_model(name="bundled")
+    mine = finished_run(project, base)
+    (mine.adapter_dir).mkdir(parents=True)
+    (mine.adapter_dir / "adapter_config.json").write_text("{}")
+    stranger = make_user("stranger@example.com")
+    theirs = finished_run(make_project(owner=stranger), base)
+    theirs.adapter_dir.mkdir(parents=True)
+    (theirs.adapter_dir / "adapter_config.json").write_text("{}")
+    page = owner_client.get(page_url(project)).content.decode()
+    assert f'value="run-{mine.pk}"' in page and f'value="run-{theirs.pk}"' not in page
+    response = owner_client.post(page_url(project), {**RECIPE, "model": f"run-{theirs.pk}"})
+    assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
+    assert not SyntheticGeneration.objects.exists()
 
 
 # -- the job, with the bundled model ---------------------------------------------------------
@@ -202,22 +233,27 @@ def test_the_bundled_model_writes_a_normal_dataset_with_a_note(
 def test_a_check_that_drops_every_row_fails_clearly_and_stores_nothing(
     bundled_model_dir, owner_client, project, broker, run_queued, django_capture_on_commit_callbacks
 ):
-    make_base_model(name="bundled", path=str(bundled_model_dir))
+    # The writer is a fine-tune trained with the Alpaca template: its adapter on its base.
+    base = make_base_model(name="bundled", path=str(bundled_model_dir))
+    run = finished_run(project, base, template="alpaca")
+    write_adapter(bundled_model_dir, run.adapter_dir, scale=0.1)
     item = start(
         owner_client,
         project,
         django_capture_on_commit_callbacks,
+        model=f"run-{run.pk}",
         check="regex",
         regex="^never-said$",
         max_new_tokens=4,
     )
+    assert item.run == run and item.model_label == "tuned (fine-tune of bundled)"
     with django_capture_on_commit_callbacks(execute=True):
         run_queued(settings.QUEUE_GPU)
     item.refresh_from_db()
     assert item.status == "failed"
     assert item.error.startswith("Every one of the 4 generated rows was dropped (4 empty or")
     assert "so no dataset was made" in item.error
-    assert not Dataset.objects.exists() and leftovers() == []
+    assert list(Dataset.objects.all()) == [run.dataset] and leftovers() == []
     fragment = owner_client.get(
         reverse("projects:generation_status", args=[project.pk, item.pk])
     ).content.decode()
