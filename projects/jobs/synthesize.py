@@ -107,6 +107,7 @@ def _generate(item: SyntheticGeneration):
         custom,
         on_progress=on_progress,
         batch_size=synthesize.BATCH_SIZE,
+        context_length=item.base_model.context_length if item.base_model else 0,
     )
     tally = keeper.tally
     if not keeper.rows:

@@ -261,6 +261,19 @@ def test_a_check_that_drops_every_row_fails_clearly_and_stores_nothing(
 
 
 @pytest.mark.slow
+def test_prompts_too_long_for_the_context_fail_before_generating(
+    bundled_model_dir, owner_client, project, broker, run_queued, django_capture_on_commit_callbacks
+):
+    make_base_model(name="bundled", path=str(bundled_model_dir), context_length=40)
+    item = start(owner_client, project, django_capture_on_commit_callbacks)
+    run_queued(settings.QUEUE_GPU)
+    item.refresh_from_db()
+    assert item.status == "failed" and item.generated == 0
+    assert "passes the model's context of 40" in item.error, item.error
+    assert not Dataset.objects.exists() and leftovers() == []
+
+
+@pytest.mark.slow
 def test_a_generation_cancelled_while_it_runs_stores_nothing(
     bundled_model_dir,
     owner_client,

@@ -11,7 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from training.engine.data.model_recipe import Keeper, Plan, Tally, messages, prompts
+from training.engine.data.synthetic import RecipeError
 from training.engine.inference.chat import encode_prompt
+from training.engine.inference.cores import use_free_cores
 from training.engine.inference.generate import GenerationSettings, generate
 
 BATCH_SIZE = 16
@@ -45,13 +47,27 @@ def synthesize(
     custom_template: str = "",
     on_progress: Callable[[Tally], bool] | None = None,
     batch_size: int = BATCH_SIZE,
+    context_length: int = 0,
 ) -> Keeper:
     """Generate every row of ``plan``; the keeper holds the rows kept and the counts.
-    ``on_progress(tally)`` runs after each batch; False raises Cancelled."""
+    ``on_progress(tally)`` runs after each batch; False raises Cancelled. A prompt that
+    leaves no room for ``max_new_tokens`` in ``context_length`` (0: not known) is
+    refused before anything is generated."""
     rows, ids = prompt_ids(tokenizer, plan, template, custom_template)
     recipe = plan.recipe
+    longest = max(len(i) for i in ids)
+    if context_length and longest + recipe.max_new_tokens > context_length:
+        raise RecipeError(
+            "max_new_tokens",
+            f"the longest prompt has {longest:,} tokens (seed examples included): with "
+            f"{recipe.max_new_tokens} new tokens it passes the model's context of "
+            f"{context_length:,}; shorten the examples or ask for fewer new tokens",
+        )
     keeper = Keeper(recipe)
+    on_cpu = next(model.parameters()).device.type == "cpu"
     for start in range(0, len(rows), batch_size):
+        if on_cpu:  # a CPU worker: only the cores other processes leave free
+            use_free_cores()
         settings = GenerationSettings(
             max_new_tokens=recipe.max_new_tokens,
             temperature=recipe.temperature,
