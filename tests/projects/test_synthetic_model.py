@@ -345,3 +345,26 @@ def test_another_user_gets_404_for_every_page_fragment_and_websocket(owner_clien
     assert owner_client.post(cancel).status_code == 200
     item.refresh_from_db()
     assert item.status == "cancelled"
+
+
+@pytest.mark.django_db(transaction=True)  # the push is sent after commit
+def test_progress_is_pushed_to_the_owners_page(user):
+    project = make_project(owner=user)
+    item = SyntheticGeneration.objects.create(
+        owner=user,
+        project=project,
+        name="x",
+        model_ref="bundled",
+        model_label="bundled",
+        recipe={},
+        rows_total=4,
+        status="running",
+    )
+
+    def a_batch_is_done():
+        item.report(generated=2, kept=1, failed_check=1)
+        events.publish_generation(item.pk)
+
+    pushed = websockets.push_after_connect(f"/ws/synthetic/{item.pk}/", user, a_batch_is_done)
+    assert "2 of 4 generated · 1 kept · 1 failed the check · 0 duplicates" in pushed
+    assert 'value="50"' in pushed
