@@ -95,9 +95,12 @@ def test_prompts_draw_every_combination_before_repeating_and_show_the_examples()
 def test_the_page_starts_from_an_example_and_previews_prompts_creating_nothing(
     owner_client, project, htmx_headers
 ):
+    page = owner_client.get(page_url(project)).content.decode()
+    assert 'data-testid="no-models"' in page
     make_base_model(name="bundled")
     page = owner_client.get(page_url(project)).content.decode()
-    assert "{thing}" in page and 'data-testid="model-recipe-form"' in page
+    assert "{thing}" in page and 'data-testid="no-models"' not in page
+    assert 'data-testid="model-recipe-form"' in page
     assert 'value="bundled"' in page
     response = owner_client.post(page_url(project), {**RECIPE, "preview": "1"}, **htmx_headers)
     html = response.content.decode()
