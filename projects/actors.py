@@ -1,4 +1,5 @@
-"""Dramatiq actors of the projects app: CPU work, off the GPU queue.
+"""Dramatiq actors of the projects app: CPU work, off the GPU queue, but for the
+synthetic datasets a model writes (on the GPU queue, as evaluations).
 
 The web process imports this module to send messages and must not load torch, so each
 actor imports its worker code when a worker runs it.
@@ -50,3 +51,10 @@ def import_hub_dataset(import_id: int) -> None:
     from projects.jobs.hub_import import run_import
 
     run_import(import_id)
+
+
+@dramatiq.actor(queue_name=settings.QUEUE_GPU, time_limit=6 * HOUR_MS, max_retries=0)
+def generate_synthetic(generation_id: int) -> None:
+    from projects.jobs.synthesize import run_generation
+
+    run_generation(generation_id)

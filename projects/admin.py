@@ -1,6 +1,14 @@
 from django.contrib import admin
 
-from projects.models import BaseModel, Dataset, DatasetImport, ModelDownload, Project, Upload
+from projects.models import (
+    BaseModel,
+    Dataset,
+    DatasetImport,
+    ModelDownload,
+    Project,
+    SyntheticGeneration,
+    Upload,
+)
 
 
 @admin.register(Project)
@@ -50,6 +58,14 @@ class DatasetImportAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["repo_id", "owner__email"]
     readonly_fields = [f.name for f in DatasetImport._meta.fields]
+
+
+@admin.register(SyntheticGeneration)
+class SyntheticGenerationAdmin(admin.ModelAdmin):
+    list_display = ["name", "model_label", "status", "generated", "kept", "owner", "created"]
+    list_filter = ["status"]
+    search_fields = ["name", "owner__email"]
+    readonly_fields = [f.name for f in SyntheticGeneration._meta.fields]
 
 
 @admin.register(Upload)

@@ -1,5 +1,5 @@
 from projects import events
-from projects.models import Dataset, DatasetImport, Upload
+from projects.models import Dataset, DatasetImport, SyntheticGeneration, Upload
 from slmlab.consumers import FollowConsumer
 
 
@@ -52,3 +52,20 @@ class DatasetImportConsumer(FollowConsumer):
 
     def current_state(self, item: DatasetImport) -> str:
         return events.render_import(item)
+
+
+class SyntheticGenerationConsumer(FollowConsumer):
+    """Follows one model-written dataset: rows generated, kept and dropped, then the dataset."""
+
+    def find(self, user, kwargs) -> SyntheticGeneration | None:
+        return (
+            SyntheticGeneration.objects.filter(pk=kwargs["generation_id"], owner_id=user.pk)
+            .select_related("result")
+            .first()
+        )
+
+    def group_of(self, item: SyntheticGeneration) -> str:
+        return events.generation_group(item.pk)
+
+    def current_state(self, item: SyntheticGeneration) -> str:
+        return events.render_generation(item)

@@ -8,7 +8,14 @@ from __future__ import annotations
 from django.db import transaction
 from django.template.loader import render_to_string
 
-from projects.models import Dataset, DatasetCheck, DatasetImport, DatasetStats, Upload
+from projects.models import (
+    Dataset,
+    DatasetCheck,
+    DatasetImport,
+    DatasetStats,
+    SyntheticGeneration,
+    Upload,
+)
 from slmlab.charts import histogram_chart
 from slmlab.consumers import push_to_group
 
@@ -102,5 +109,22 @@ def publish_import(import_id: int) -> None:
         item = DatasetImport.objects.filter(pk=import_id).select_related("result").first()
         if item is not None:
             push_to_group(import_group(import_id), render_import(item))
+
+    transaction.on_commit(send)
+
+
+def generation_group(generation_id: int) -> str:
+    return f"synthetic-generation-{generation_id}"
+
+
+def render_generation(item: SyntheticGeneration) -> str:
+    return render_to_string("projects/synthetic_model.html#generation_status", {"item": item})
+
+
+def publish_generation(generation_id: int) -> None:
+    def send() -> None:
+        item = SyntheticGeneration.objects.filter(pk=generation_id).select_related("result").first()
+        if item is not None:
+            push_to_group(generation_group(generation_id), render_generation(item))
 
     transaction.on_commit(send)

@@ -380,6 +380,55 @@ class DatasetImport(Job):
         return min(100, round(100 * self.bytes_done / self.bytes_total)) if self.bytes_total else 0
 
 
+class SyntheticGeneration(Job):
+    """A dataset written by a model on the GPU worker: a model recipe's prompts (see
+    training/engine/data/model_recipe.py) answered in batches, replies that fail the
+    recipe's check or repeat a row dropped, the rest stored as a new dataset
+    (``result``). Nothing is stored when it fails, is cancelled or keeps no row."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="synthetic_generations"
+    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="generations")
+    name = models.CharField(_("dataset name"), max_length=200)
+    model_ref = models.CharField(
+        max_length=210, help_text=_("A store model's name, or run-<id> for a fine-tune")
+    )
+    model_label = models.CharField(max_length=300, help_text=_("The model, as the page shows it"))
+    base_model = models.ForeignKey(
+        BaseModel, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    run = models.ForeignKey(
+        "training.Run",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=_("The fine-tune whose adapter writes the rows, on its base model"),
+    )
+    recipe = models.JSONField(help_text=_("The model recipe as the form checked it"))
+    rows_total = models.PositiveIntegerField(default=0)
+    generated = models.PositiveIntegerField(default=0)
+    kept = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    failed_check = models.PositiveIntegerField(default=0)
+    result = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.name} by {self.model_label} ({self.get_status_display()})"
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        return min(100, round(100 * self.generated / self.rows_total)) if self.rows_total else 0
+
+
 class UploadStatus(models.TextChoices):
     """A job's statuses, with the time before it: while the browser sends the file."""
 

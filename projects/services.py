@@ -14,6 +14,7 @@ from projects.actors import (
     check_upload,
     compute_dataset_stats,
     download_model,
+    generate_synthetic,
     import_hub_dataset,
     preview_tokens,
 )
@@ -24,6 +25,7 @@ from projects.models import (
     DatasetImport,
     DatasetStats,
     ModelDownload,
+    SyntheticGeneration,
     Upload,
     UploadStatus,
 )
@@ -101,6 +103,27 @@ def request_hub_import(
             name=name or repo_id.rsplit("/", 1)[-1],
         )
         transaction.on_commit(lambda: import_hub_dataset.send(item.pk))
+    return item
+
+
+def request_generation(
+    project, name: str, target, model_label: str, recipe: dict, rows: int
+) -> SyntheticGeneration:
+    """Queue a model-written dataset for ``project`` on the GPU worker (after commit);
+    ``target`` is the model the owner chose (playground.services.resolve_model)."""
+    with transaction.atomic():
+        item = SyntheticGeneration.objects.create(
+            owner=project.owner,
+            project=project,
+            name=name,
+            model_ref=target.model_id,
+            model_label=model_label,
+            base_model=target.base_model,
+            run=target.run,
+            recipe=recipe,
+            rows_total=rows,
+        )
+        transaction.on_commit(lambda: generate_synthetic.send(item.pk))
     return item
 
 

@@ -1,6 +1,13 @@
 from django.urls import path
 
-from projects import dataset_views, hub_views, synthetic_views, upload_views, views
+from projects import (
+    dataset_views,
+    generation_views,
+    hub_views,
+    synthetic_views,
+    upload_views,
+    views,
+)
 
 app_name = "projects"
 urlpatterns = [
@@ -15,6 +22,21 @@ urlpatterns = [
         "<int:project_id>/datasets/generate/",
         synthetic_views.synthetic_dataset,
         name="dataset_synthetic",
+    ),
+    path(
+        "<int:project_id>/datasets/generate/model/",
+        generation_views.model_dataset,
+        name="dataset_from_model",
+    ),
+    path(
+        "<int:project_id>/datasets/generate/model/<int:generation_id>/",
+        generation_views.generation_status,
+        name="generation_status",
+    ),
+    path(
+        "<int:project_id>/datasets/generate/model/<int:generation_id>/cancel/",
+        generation_views.generation_cancel,
+        name="generation_cancel",
     ),
     path("<int:project_id>/datasets/hub/", hub_views.hub_import, name="hub_import"),
     path(

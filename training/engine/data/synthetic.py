@@ -124,25 +124,11 @@ def check(recipe: Recipe) -> Recipe:
         raise RecipeError("output", "output: write the output template")
     if not 1 <= recipe.rows <= MAX_ROWS:
         raise RecipeError("rows", f"rows: between 1 and {MAX_ROWS:,}")
-    table = parse_table(recipe.table)
-    lists = parse_lists(recipe.lists)
-    provided = set(table[0]) if table else set()
-    both = provided & {name for name, _ in lists}
-    if both:
-        raise RecipeError("lists", f"“{sorted(both)[0]}” has values in the table and in the lists")
-    provided |= {name for name, _ in lists}
-    used = set()
-    for where, template in (
-        ("instruction", recipe.instruction),
-        ("input", recipe.input),
-        ("output", recipe.output),
-    ):
-        for name in slots_of(template, where):
-            if name not in provided:
-                raise RecipeError(
-                    where, f"{where}: unknown slot {{{name}}}: give it values in the table or lists"
-                )
-            used.add(name)
+    table, lists = parse_values(
+        recipe.table,
+        recipe.lists,
+        [("instruction", recipe.instruction), ("input", recipe.input), ("output", recipe.output)],
+    )
     possible = combinations(table, lists)
     if recipe.rows > possible:
         raise RecipeError(
@@ -159,6 +145,27 @@ def check(recipe: Recipe) -> Recipe:
     )
 
 
+def parse_values(
+    table_text: str, lists_text: str, templates: list[tuple[str, str]]
+) -> tuple[list[dict[str, str]], list[tuple[str, tuple[str, ...]]]]:
+    """The table and lists parsed, every slot of ``templates`` ((field, text) pairs)
+    given values; RecipeError naming the first problem."""
+    table = parse_table(table_text)
+    lists = parse_lists(lists_text)
+    provided = set(table[0]) if table else set()
+    both = provided & {name for name, _ in lists}
+    if both:
+        raise RecipeError("lists", f"“{sorted(both)[0]}” has values in the table and in the lists")
+    provided |= {name for name, _ in lists}
+    for where, template in templates:
+        for name in slots_of(template, where):
+            if name not in provided:
+                raise RecipeError(
+                    where, f"{where}: unknown slot {{{name}}}: give it values in the table or lists"
+                )
+    return table, lists
+
+
 def combinations(table: list[dict[str, str]], lists: list[tuple[str, tuple[str, ...]]]) -> int:
     total = max(1, len(table))
     for _name, values in lists:
@@ -166,7 +173,7 @@ def combinations(table: list[dict[str, str]], lists: list[tuple[str, tuple[str, 
     return total
 
 
-def _combination(recipe: Recipe, index: int) -> dict[str, str]:
+def combination(recipe: Recipe, index: int) -> dict[str, str]:
     """The ``index``-th combination (mixed radix: table row, then each list)."""
     values: dict[str, str] = {}
     for name, items in reversed(recipe.list_values):
@@ -184,7 +191,7 @@ def generate(recipe: Recipe, limit: int | None = None) -> list[dict[str, str]]:
     picks = random.Random(recipe.seed).sample(range(total), recipe.rows)
     rows = []
     for index in picks[:limit]:
-        values = _combination(recipe, index)
+        values = combination(recipe, index)
         rows.append(
             {
                 "instruction": recipe.instruction.format(**values),
