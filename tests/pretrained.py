@@ -63,7 +63,7 @@ def pretrained_run(owner, kind: str = "llama", steps: int = 4) -> Run:
     return run
 
 
-def finetune_of(pretrained: Run, seed: int = 1) -> Run:
+def finetune_of(pretrained: Run, seed: int = 1, dataset=None) -> Run:
     """A completed fine-tune of ``pretrained`` with a real (random, non-zero) adapter."""
     from tests.playground.adapters import write_random_adapter
 
@@ -71,7 +71,7 @@ def finetune_of(pretrained: Run, seed: int = 1) -> Run:
     run = Run.objects.create(
         owner=pretrained.owner,
         project=project,
-        dataset=make_dataset(project),
+        dataset=dataset or make_dataset(project),
         base_run=pretrained,
         name="tuned from pretrained",
         config={"max_steps": 1, "max_seq_len": 64, "batch_size": 2, "quantization": "none"},

@@ -223,6 +223,7 @@ class GgufReport:
     chat_answer: str = ""
     chat_stopped_at_eos: bool = False
     chat_template_stored: bool = False
+    chat_stop_required: bool = True
     gap_noise: float = 0.0
     near_tie_limit: float = NEAR_TIE
     passed: bool = False
@@ -277,8 +278,11 @@ def verify_gguf(
     tokenizer: Any,
     template: str,
     custom: str,
+    chat_must_stop: bool = True,
 ) -> dict:
-    """Load the GGUF in llama.cpp and compare it with the merged model (see module doc)."""
+    """Load the GGUF in llama.cpp and compare it with the merged model (see module doc).
+    ``chat_must_stop`` False: the chat's stop at the end-of-turn token is reported, not
+    required (a pretrained model that never saw a chat)."""
     from training.engine.export.llama import GgufModel
 
     gguf = GgufModel(gguf_path)
@@ -329,7 +333,8 @@ def verify_gguf(
             f"the time (mean KL {report.mean_kl:.3f}); at least {MIN_Q4_AGREEMENT:.0%} and "
             f"at most {MAX_Q4_KL} are required"
         )
-    if not report.chat_stopped_at_eos:
+    report.chat_stop_required = chat_must_stop
+    if chat_must_stop and not report.chat_stopped_at_eos:
         problems.append(
             f"a chat with the stored template did not stop at the end-of-turn token within "
             f"{CHAT_MAX_TOKENS} tokens"
