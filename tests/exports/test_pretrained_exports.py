@@ -60,6 +60,7 @@ def test_a_pretrained_llama_style_model_exports_as_gguf_that_llama_cpp_loads_and
     report = export.verification
     assert report["passed"] and report["tokenization_equal"]
     assert all(p["equal"] for p in report["prompts"])  # first 16 tokens, as for any F16
+    assert report["token_agreement"] > 0.95 and report["mean_kl"] < 0.01
     assert not report["chat_stop_required"]  # never taught to end a turn
     metadata = read_metadata(export.gguf_path)
     assert metadata["general.architecture"] == "llama"
@@ -92,6 +93,7 @@ def test_a_pretrained_gpt2_style_model_exports_as_gguf_too(
     assert export.status == Export.Status.DONE, export.error
     assert export.verification["tokenization_equal"]
     assert all(p["equal"] for p in export.verification["prompts"])
+    assert export.verification["token_agreement"] > 0.95  # Conv1D transposed, positions kept
     metadata = read_metadata(export.gguf_path)
     assert metadata["general.architecture"] == "gpt2" and "gpt2.context_length" in metadata
 
