@@ -127,3 +127,17 @@ def test_another_user_gets_404_on_a_pretrained_runs_exports(other_client, client
     ):
         assert other_client.post(url, {"kind": "merged", "dtype": "float32"}).status_code == 404
     assert Export.objects.count() == 1
+
+
+def test_the_model_card_of_a_pretrained_model_names_no_base_model(pretrained):
+    from exports.jobs.push import card_facts
+    from exports.models import HubPush
+    from training.engine.export.card import model_card
+
+    export = create_export(pretrained, "merged", dtype="float32", enqueue=False)
+    push = HubPush.objects.create(
+        export=export, owner=pretrained.owner, repo_id="me/tiny", private=True
+    )
+    card = model_card(card_facts(push))
+    assert "pretrained from random weights in SLM Lab" in card and "LoRA" not in card
+    assert "base_model:" not in card and "- pretrained" in card
