@@ -100,3 +100,14 @@ class StoreEvaluationForm(EvaluationForm):
                 _("Plain text has no expected outputs: choose a dataset of prompts and answers."),
             )
         return cleaned
+
+
+class PretrainedEvaluationForm(StoreEvaluationForm):
+    """The model a pretraining run saved, alone, on an eval set of its project (as a store
+    model is evaluated: it has no base to be compared with)."""
+
+    field_order = ["dataset", "eval_file"]
+
+    def __init__(self, *args, project: Project, **kwargs) -> None:
+        super().__init__(*args, project=project, **kwargs)
+        del self.fields["base_model"]

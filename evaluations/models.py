@@ -74,11 +74,19 @@ class Evaluation(Job):
 
     @property
     def of_run(self) -> bool:
-        """A run's tuned model against its base; otherwise one store model alone."""
-        return self.run_id is not None
+        """A run's tuned model against its base; otherwise one model alone (a store model,
+        or the model a pretraining run saved: there is no base to compare it with)."""
+        return self.run_id is not None and not self.run.is_pretraining
+
+    @property
+    def of_pretrained(self) -> bool:
+        """The model a pretraining run saved, alone, on an eval set of its project."""
+        return self.run_id is not None and self.run.is_pretraining
 
     @property
     def model_name(self) -> str:
+        if self.of_pretrained:
+            return _("%(run)s (pretrained in the lab)") % {"run": self.run.name}
         return self.run.base_name if self.run_id else self.base_model.name
 
     @property

@@ -15,7 +15,7 @@ from evaluations import services
 from evaluations.documents import evaluation_document
 from evaluations.downloads import csv_chunks
 from evaluations.eval_files import check_eval_file
-from evaluations.forms import EvaluationForm, StoreEvaluationForm
+from evaluations.forms import EvaluationForm, PretrainedEvaluationForm, StoreEvaluationForm
 from evaluations.judging import judge_context
 from evaluations.models import Evaluation
 from evaluations.wording import rows_for_page
@@ -40,6 +40,8 @@ def _get_evaluation_for_user(request: HttpRequest, evaluation_id: int) -> Evalua
 @require_POST
 def evaluation_new(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(Run.objects.select_related("dataset"), pk=run_id, owner=request.user)
+    if run.is_pretraining:
+        return _pretrained_evaluation_new(request, run)
     form = EvaluationForm(request.POST, request.FILES)
     upload = request.FILES.get("eval_file")
     spec = None
@@ -62,6 +64,33 @@ def evaluation_new(request: HttpRequest, run_id: int) -> HttpResponse:
     if spec is not None:
         settings.update(eval_file=upload, eval_spec=asdict(spec))
     evaluation = services.start_evaluation(run, **settings)
+    if request.htmx:
+        return HttpResponseClientRedirect(evaluation.get_absolute_url())
+    return redirect(evaluation)
+
+
+def _pretrained_evaluation_new(request: HttpRequest, run: Run) -> HttpResponse:
+    """The model a pretraining run saved, alone, on a dataset's validation rows or an
+    uploaded eval file of its project."""
+    form = PretrainedEvaluationForm(request.POST, request.FILES, project=run.project)
+    upload = request.FILES.get("eval_file")
+    spec = None
+    if not run.has_model:
+        form.add_error(None, _("An evaluation needs a pretraining run that saved its model."))
+    elif form.is_valid() and upload is not None:
+        dataset = form.cleaned_data["dataset"]
+        template = dataset.template if dataset else "model"
+        try:
+            spec = check_eval_file(upload, template, dataset.custom_template if dataset else "")
+        except ValueError as exc:
+            form.add_error("eval_file", str(exc))
+    if not form.is_valid():
+        context = {"run": run, "eval_form": form}
+        return render(request, "evaluations/_new.html", context, status=200)
+    settings = {k: v for k, v in form.cleaned_data.items() if k != "eval_file"}
+    if spec is not None:
+        settings.update(eval_file=upload, eval_spec=asdict(spec))
+    evaluation = services.start_evaluation(run, project=run.project, **settings)
     if request.htmx:
         return HttpResponseClientRedirect(evaluation.get_absolute_url())
     return redirect(evaluation)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from django.db import transaction
 from django.utils.translation import gettext as _
 
@@ -11,6 +9,7 @@ from accounts.models import User
 from exports import events, secrets
 from exports.actors import push_export, run_export
 from exports.models import Export, HubPush, HubToken
+from exports.sources import export_model_dir
 from projects.datasets import check_quota_for
 from training.engine.data.records import DatasetError
 from training.engine.export.support import GgufExportError, gguf_config
@@ -31,9 +30,19 @@ def _check_room(owner: User) -> None:
 def create_export(
     run: Run, kind: str, dtype: str = "", quant: str = "", enqueue: bool = True
 ) -> Export:
-    """Queue an export of a completed (or timed-out) run's adapter on the CPU worker
-    (``enqueue=False``: the caller runs it, as ``manage.py export`` does)."""
-    if not run.has_adapter:
+    """Queue an export of a completed (or timed-out) run's adapter, or of the model a
+    pretraining run saved, on the CPU worker (``enqueue=False``: the caller runs it, as
+    ``manage.py export`` does)."""
+    if run.is_pretraining:
+        if not run.has_model:
+            raise ExportRefused(
+                _("Exports open when the pretraining run has completed and saved its model.")
+            )
+        if kind == Export.Kind.ADAPTER:
+            raise ExportRefused(
+                _("A pretrained model has no LoRA adapter: export it merged or as GGUF.")
+            )
+    elif not run.has_adapter:
         raise ExportRefused(_("Exports open when the run has completed and saved its adapter."))
     if kind not in Export.Kind.values:
         raise ExportRefused(_("Unknown export kind."))
@@ -43,7 +52,7 @@ def create_export(
         raise ExportRefused(_("Choose a GGUF type."))
     if kind == Export.Kind.GGUF:
         try:
-            gguf_config(Path(run.base_path))
+            gguf_config(export_model_dir(run))
         except GgufExportError as exc:
             raise ExportRefused(str(exc)) from exc
     _check_room(run.owner)

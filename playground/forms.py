@@ -3,7 +3,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from playground.models import MAX_COLUMNS, Conversation
-from playground.services import RUN_PREFIX, tuned_runs
+from playground.services import RUN_PREFIX, Target, base_label, tuned_runs
 from projects.models import BaseModel
 from training.engine.inference.sampling import (
     MAX_NEW_TOKENS,
@@ -24,11 +24,13 @@ class ApiKeyForm(forms.Form):
 
 def model_options(user) -> list[tuple[str, str, int]]:
     """(model id, label, context length) for every model ``user`` may chat with: the
-    store's models, then the user's runs that saved an adapter (newest first)."""
+    store's models, then the user's runs that saved an adapter or a pretrained model
+    (newest first)."""
     options = [(m.name, m.name, m.context_length) for m in BaseModel.objects.order_by("name")]
     for run in tuned_runs(user):
-        label = _("%(run)s (tuned %(base)s)") % {"run": run.name, "base": run.base_model.name}
-        options.append((f"{RUN_PREFIX}{run.pk}", label, run.base_model.context_length))
+        model_id = f"{RUN_PREFIX}{run.pk}"
+        context = Target(model_id, run.base_model, run).context_length
+        options.append((model_id, base_label(run), context))
     return options
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from pathlib import Path
 
 from django.conf import settings
 from django.db import models
@@ -74,9 +75,15 @@ class Generation(Job):
     )
     # The id the caller asked for: a store model's name, or run-<id>.
     model_id = models.CharField(max_length=200)
-    # The base to load, and the run whose adapter goes on it (None: the base alone).
+    # The store model to load, and the run whose adapter goes on it (None: the base
+    # alone). No store model: the run's base is a model pretrained in the lab, or the run
+    # is a pretraining run whose own model answers.
     base_model = models.ForeignKey(
-        "projects.BaseModel", on_delete=models.CASCADE, related_name="generations"
+        "projects.BaseModel",
+        on_delete=models.CASCADE,
+        related_name="generations",
+        null=True,
+        blank=True,
     )
     run = models.ForeignKey(
         "training.Run", on_delete=models.CASCADE, null=True, blank=True, related_name="generations"
@@ -97,6 +104,21 @@ class Generation(Job):
 
     def __str__(self) -> str:
         return f"{self.model_id} #{self.pk}"
+
+    @property
+    def model_dir(self) -> Path:
+        """The folder the worker loads: the store model, the base a run's adapter goes
+        on, or a pretraining run's own model."""
+        run = self.run
+        if run is None:
+            return Path(self.base_model.path)
+        return run.model_dir if run.is_pretraining else Path(run.base_path)
+
+    @property
+    def adapter_dir(self) -> Path | None:
+        """The run's adapter (None: the model in :attr:`model_dir` alone)."""
+        run = self.run
+        return run.adapter_dir if run is not None and not run.is_pretraining else None
 
     def mark_first_token(self) -> bool:
         return self._move(

@@ -67,33 +67,51 @@ class InvalidRequest(ValueError):
 
 @dataclass(frozen=True)
 class Target:
-    """What a worker loads for a model id: a base, and a run's adapter on it (or None)."""
+    """What a worker loads for a model id: a store model, a run's adapter on its base (a
+    store model or a model pretrained in the lab), or a pretraining run's own model."""
 
     model_id: str
-    base_model: BaseModel
+    base_model: BaseModel | None
     run: Run | None = None
 
     @property
     def context_length(self) -> int:
-        return self.base_model.context_length
+        if self.base_model is not None:
+            return self.base_model.context_length
+        return pretrained_context_length(self.run)
+
+
+def pretrained_context_length(run: Run | None) -> int:
+    """The context of the design a pretraining run (or the one a fine-tune starts from)
+    trained; 0 when unknown."""
+    if run is None:
+        return 0
+    source = run if run.is_pretraining else run.base_run
+    design = (source.config or {}).get("design") if source is not None else None
+    return int((design or {}).get("context_length") or 0)
 
 
 def tuned_runs(user):
-    """The user's runs that saved an adapter on a store model, which /v1 and the
-    Playground can serve (a fine-tune of a model pretrained in the lab is not served yet:
-    the model cache loads store models)."""
+    """The user's runs /v1 and the Playground can serve: the fine-tunes that saved an
+    adapter (on a store model or on a model pretrained in the lab) and the pretraining
+    runs that saved their model, newest first."""
     runs = Run.objects.filter(
-        owner=user,
-        status__in=[Run.Status.COMPLETED, Run.Status.TIMED_OUT],
-        base_model__isnull=False,
-    ).select_related("base_model", "dataset")
-    return [run for run in runs if run.has_adapter]
+        owner=user, status__in=[Run.Status.COMPLETED, Run.Status.TIMED_OUT]
+    ).select_related("base_model", "base_run", "dataset")
+    return [run for run in runs if run.has_model or (run.has_adapter and not run.is_pretraining)]
+
+
+def base_label(run: Run) -> str:
+    """What a served run is, for the model menu."""
+    if run.is_pretraining:
+        return _("%(run)s (pretrained in the lab)") % {"run": run.name}
+    return _("%(run)s (tuned %(base)s)") % {"run": run.name, "base": run.base_name}
 
 
 def resolve_model(user, model_id: str) -> Target | None:
     """The model ``model_id`` names for ``user``: a store model's name, or ``run-<id>``
-    for one of their runs with an adapter. None when unknown, and for another user's run
-    (so an answer reveals nothing about it)."""
+    for one of their runs with an adapter or a pretrained model. None when unknown, and
+    for another user's run (so an answer reveals nothing about it)."""
     if model_id.startswith(RUN_PREFIX) and model_id[len(RUN_PREFIX) :].isdigit():
         run_id = int(model_id[len(RUN_PREFIX) :])
         run = next((r for r in tuned_runs(user) if r.pk == run_id), None)

@@ -75,7 +75,7 @@ def evaluate(evaluation_id: int) -> None:
         if Evaluation.objects.filter(pk=evaluation_id, status=JobStatus.RUNNING).exists():
             logger.exception("evaluation %s failed", evaluation_id)
             why = f"{type(exc).__name__}: {exc}"
-            evaluation.fail(evaluation.run.public_text(why) if evaluation.of_run else why)
+            evaluation.fail(evaluation.run.public_text(why) if evaluation.run_id else why)
     # A dataset whose file goes after training waited for this evaluation's rows.
     dataset = evaluation.run.dataset if evaluation.of_run else evaluation.dataset
     if dataset is not None:
@@ -85,7 +85,7 @@ def evaluate(evaluation_id: int) -> None:
 
 def _publish(evaluation: Evaluation) -> None:
     events.publish(evaluation.pk)
-    if evaluation.of_run:
+    if evaluation.run_id:
         events.publish_run(evaluation.run_id)
 
 
@@ -119,8 +119,8 @@ def run_subject(evaluation: Evaluation) -> Subject:
 
 
 def store_subject(evaluation: Evaluation) -> Subject:
-    """A store model alone: the uploaded file, or the dataset's validation rows as a run on
-    it would hold them out."""
+    """A store model (or a model pretrained in the lab) alone: the uploaded file, or the
+    dataset's validation rows as a run on it would hold them out."""
     dataset = evaluation.dataset
     if evaluation.eval_file:
         spec = DataSpec(**evaluation.eval_spec)
@@ -132,9 +132,15 @@ def store_subject(evaluation: Evaluation) -> Subject:
         else:
             all_rows = read_dataset(dataset.file.path, spec)
             rows = split_rows(all_rows, dataset.val_percent / 100, dataset.split_seed)[1]
-    max_len = evaluation.base_model.context_length or STORE_MAX_SEQ_LEN
+    if evaluation.of_pretrained:  # the model a pretraining run saved, at its design's context
+        run = evaluation.run
+        model_dir = str(run.model_dir)
+        max_len = int(run.config.get("design", {}).get("context_length") or STORE_MAX_SEQ_LEN)
+    else:
+        model_dir = evaluation.base_model.path
+        max_len = evaluation.base_model.context_length or STORE_MAX_SEQ_LEN
     return Subject(
-        evaluation.base_model.path,
+        model_dir,
         None,
         rows,
         spec.template,

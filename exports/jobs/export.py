@@ -30,8 +30,12 @@ class Cancelled(Exception):
 
 def _work(export: Export, progress) -> dict:
     run = export.run
-    base, adapter, out = Path(run.base_path), run.adapter_dir, export.temp_folder
-    template, custom = run.dataset.template, run.dataset.custom_template
+    out = export.temp_folder
+    if run.is_pretraining:  # the model itself, with its tokenizer's chat template
+        base, adapter, template, custom = run.model_dir, None, "model", ""
+    else:
+        base, adapter = Path(run.base_path), run.adapter_dir
+        template, custom = run.dataset.template, run.dataset.custom_template
     if export.kind == Export.Kind.ADAPTER:
         return pipeline.export_adapter(adapter, out, progress)
     if export.kind == Export.Kind.MERGED:

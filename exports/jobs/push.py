@@ -48,6 +48,7 @@ def card_facts(push: HubPush) -> CardFacts:
         eval_loss=run.eval_loss,
         evaluation=evaluation_facts(run),
         verification=export.verification,
+        pretrained=run.is_pretraining,
     )
 
 

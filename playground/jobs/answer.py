@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from pathlib import Path
 
 from django.conf import settings
 
@@ -33,7 +32,9 @@ def _inputs(generation: Generation, tokenizer) -> dict:
     if generation.kind == Generation.Kind.COMPLETION:
         return dict(tokenizer(generation.prompt, return_tensors="pt"))
     run = generation.run
-    template, custom = (run.dataset.template, run.dataset.custom_template) if run else ("model", "")
+    if run is None or run.is_pretraining:  # a pretrained model: its tokenizer's template
+        return dict(encode_prompt(tokenizer, generation.messages, "model", ""))
+    template, custom = run.dataset.template, run.dataset.custom_template
     return dict(encode_prompt(tokenizer, generation.messages, template, custom))
 
 
@@ -43,9 +44,8 @@ def _sampling(data: dict) -> Sampling:
 
 def _stream(generation: Generation) -> TokenStream:
     """Generate under the cache's lease, publishing each piece as it comes."""
-    run = generation.run
-    adapter_dir = run.adapter_dir if run is not None else None
-    with model_cache().lease(Path(generation.base_model.path), adapter_dir) as (model, tokenizer):
+    cache = model_cache()
+    with cache.lease(generation.model_dir, generation.adapter_dir) as (model, tokenizer):
         if model.device.type == "cpu":
             use_free_cores()
         stream = TokenStream(
@@ -65,7 +65,7 @@ def _stream(generation: Generation) -> TokenStream:
 def answer_generation(generation_id: int) -> None:
     """Claim one generation and answer it; a second delivery does nothing."""
     generation = (
-        Generation.objects.select_related("base_model", "run__dataset")
+        Generation.objects.select_related("base_model", "run__dataset", "run__base_run")
         .filter(pk=generation_id)
         .first()
     )

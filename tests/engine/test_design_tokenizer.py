@@ -28,6 +28,9 @@ def test_it_trains_a_tokenizer_transformers_loads_with_a_chat_template(tmp_path)
         [{"role": "user", "content": "hello"}], tokenize=False, add_generation_prompt=True
     )
     assert text == "<|bos|><|user|>hello<|end|><|assistant|>"
+    # An answer ends with EOS, which a fine-tune learns to write and generation stops at.
+    chat = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}]
+    assert loaded.apply_chat_template(chat, tokenize=False).endswith("hi<|end|><|eos|>")
     ids = loaded("The fox walked to the market.")["input_ids"]
     assert loaded.decode(ids) == "The fox walked to the market."
 

@@ -19,11 +19,14 @@ BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
 USER, ASSISTANT, SYSTEM, END = "<|user|>", "<|assistant|>", "<|system|>", "<|end|>"
 SPECIAL_TOKENS = [PAD, BOS, EOS, SYSTEM, USER, ASSISTANT, END]
 
-# Each message is its role token, the text and <|end|>; generation continues after
-# <|assistant|>. Jinja, as transformers renders chat templates.
+# Each message is its role token, the text and <|end|>; an answer also ends with the
+# end-of-sequence token, so a model fine-tuned on chats learns to write it and stops
+# there (generation, the Playground and llama.cpp stop at EOS); generation continues
+# after <|assistant|>. Jinja, as transformers renders chat templates.
 CHAT_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}"
     "{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}"
+    "{% if message['role'] == 'assistant' %}{{ eos_token }}{% endif %}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}"
 )
 

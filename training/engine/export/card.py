@@ -31,14 +31,16 @@ class CardFacts:
     eval_loss: float | None = None
     evaluation: dict[str, Any] = field(default_factory=dict)
     verification: dict[str, Any] = field(default_factory=dict)
+    # Pretrained from random weights in the lab (``base_model`` names its design): no base.
+    pretrained: bool = False
 
 
 def _metadata(facts: CardFacts) -> dict[str, Any]:
-    tags = ["slmlab", "fine-tuned", "lora"]
+    tags = ["slmlab", "pretrained"] if facts.pretrained else ["slmlab", "fine-tuned", "lora"]
     if facts.kind == "gguf":
         tags.append("gguf")
-    meta: dict[str, Any] = {
-        "base_model": facts.base_model,
+    meta: dict[str, Any] = {} if facts.pretrained else {"base_model": facts.base_model}
+    meta |= {
         "license": facts.license or "other",
         "library_name": LIBRARIES[facts.kind],
         "pipeline_tag": "text-generation",
@@ -67,8 +69,13 @@ def model_card(facts: CardFacts) -> str:
         "",
         f"# {facts.repo_id.split('/')[-1]}",
         "",
-        f"A {facts.export_label} of `{facts.base_model}` fine-tuned with LoRA in SLM Lab "
-        f"(run “{facts.run_name}”).",
+        (
+            f"A {facts.export_label} of a model pretrained from random weights in SLM Lab: "
+            f"{facts.base_model} (run “{facts.run_name}”)."
+            if facts.pretrained
+            else f"A {facts.export_label} of `{facts.base_model}` fine-tuned with LoRA in "
+            f"SLM Lab (run “{facts.run_name}”)."
+        ),
         "",
         "## Data",
         "",

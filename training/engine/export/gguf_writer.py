@@ -1,9 +1,12 @@
-"""A merged Llama-architecture model written as GGUF with the ``gguf`` library.
+"""A merged Llama-architecture model (or a GPT-2-style model pretrained in the lab)
+written as GGUF with the ``gguf`` library.
 
 What llama.cpp needs from the file, and where it comes from here:
 
 - hyperparameters from ``config.json`` (context length, widths, heads, RoPE base, norm eps);
-- tensors under llama.cpp's names (``gguf.TensorNameMap``); the query and key projections
+- tensors under llama.cpp's names (``gguf.TensorNameMap``); GPT-2's Conv1D projections
+  transposed to (out, in) and its tied head written out as ``output`` (as llama.cpp's
+  converter does); the Llama query and key projections
   reordered from the Hugging Face rotary layout (the two halves of each head) to the
   interleaved pairs llama.cpp's Llama graph rotates (the same reordering llama.cpp's
   converter applies);
@@ -199,6 +202,70 @@ def _hyperparameters(writer: gguf.GGUFWriter, config: dict, name: str, gguf_type
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
 
 
+def _gpt2_hyperparameters(writer: gguf.GGUFWriter, config: dict, name: str, gguf_type: GgufType):
+    """GPT-2's keys, as llama.cpp's converter writes them (learned positions, LayerNorm)."""
+    width = config["n_embd"]
+    writer.add_name(name)
+    writer.add_context_length(config["n_positions"])
+    writer.add_embedding_length(width)
+    writer.add_block_count(config["n_layer"])
+    writer.add_feed_forward_length(config.get("n_inner") or 4 * width)
+    writer.add_head_count(config["n_head"])
+    writer.add_layer_norm_eps(config.get("layer_norm_epsilon", 1e-5))
+    writer.add_vocab_size(config["vocab_size"])
+    writer.add_file_type(FILE_TYPES[gguf_type])
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+
+
+# Hugging Face's GPT-2 keeps these projections as Conv1D, (in, out): GGUF wants (out, in).
+GPT2_CONV1D = (
+    ".attn.c_attn.weight",
+    ".attn.c_proj.weight",
+    ".mlp.c_fc.weight",
+    ".mlp.c_proj.weight",
+)
+
+
+def _tensors(model_dir: Path):
+    """(key, float32 array) of every weight in the folder's safetensors files."""
+    for file in sorted(model_dir.glob("*.safetensors")):
+        with safe_open(file, framework="pt") as tensors:
+            for key in tensors.keys():  # noqa: SIM118 (safe_open has no __iter__)
+                yield key, tensors.get_tensor(key).float().numpy()
+
+
+def _count(model_dir: Path) -> int:
+    count = 0
+    for file in sorted(model_dir.glob("*.safetensors")):
+        with safe_open(file, framework="pt") as tensors:
+            count += len(list(tensors.keys()))
+    return count
+
+
+def _write_gpt2(writer: gguf.GGUFWriter, model_dir: Path, config: dict, gguf_type, progress):
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.GPT2, config["n_layer"])
+    count, done, head = _count(model_dir), 0, False
+    embedding = None
+    for key, data in _tensors(model_dir):
+        done += 1
+        if key.endswith((".attn.bias", ".attn.masked_bias")):
+            continue  # causal-mask buffers of old checkpoints, not weights
+        target = names.get_name(key, try_suffixes=(".weight", ".bias"))
+        if target is None:
+            raise GgufExportError(f"no GGUF name for the tensor {key}")
+        if key.endswith(GPT2_CONV1D):
+            data = np.ascontiguousarray(data.T)
+        if target == "token_embd.weight":
+            embedding = data
+        head = head or target == "output.weight"
+        array, raw_dtype = _encode(target, data, gguf_type)
+        writer.add_tensor(target, array, raw_dtype=raw_dtype)
+        progress(0.8 * done / count, f"converting {target}")
+    if not head and embedding is not None:  # a tied head: llama.cpp's GPT-2 reads output
+        array, raw_dtype = _encode("output.weight", embedding, gguf_type)
+        writer.add_tensor("output.weight", array, raw_dtype=raw_dtype)
+
+
 def write_gguf(
     model_dir: Path,
     out_path: Path,
@@ -211,6 +278,12 @@ def write_gguf(
     if gguf_type not in FILE_TYPES:
         raise GgufExportError(f"unknown GGUF type {gguf_type!r}: expected f16, q8_0 or q4_0")
     config = gguf_config(model_dir)
+    if "GPT2LMHeadModel" in config.get("architectures", []):
+        writer = gguf.GGUFWriter(out_path, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.GPT2])
+        _gpt2_hyperparameters(writer, config, name or model_dir.name, gguf_type)
+        add_tokenizer(writer, model_dir, config["vocab_size"])
+        _write_gpt2(writer, model_dir, config, gguf_type, progress)
+        return _finish(writer, out_path, progress)
     blocks = config["num_hidden_layers"]
     heads = config["num_attention_heads"]
     kv_heads = config.get("num_key_value_heads") or heads
@@ -243,6 +316,10 @@ def write_gguf(
                 writer.add_tensor(target, array, raw_dtype=raw_dtype)
                 done += 1
                 progress(0.8 * done / count, f"converting {target}")
+    return _finish(writer, out_path, progress)
+
+
+def _finish(writer: gguf.GGUFWriter, out_path: Path, progress: Progress) -> Path:
     progress(0.85, "writing the GGUF file")
     writer.write_header_to_file()
     writer.write_kv_data_to_file()

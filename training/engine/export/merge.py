@@ -39,6 +39,18 @@ def load_adapter_on_base(base_dir: Path, adapter_dir: Path) -> tuple[Any, Any]:
     return model.eval(), tokenizer
 
 
+def load_for_export(base_dir: Path, adapter_dir: Path | None) -> tuple[Any, Any]:
+    """(the model to export at float32 on the CPU, its tokenizer): the adapter merged
+    into its base, or, with no adapter (a model pretrained in the lab), the model itself."""
+    if adapter_dir is None:
+        model, tokenizer = store.load_model_and_tokenizer(
+            Path(base_dir), quantization="none", compute_dtype="float32", device="cpu"
+        )
+        return model.eval(), tokenizer
+    model, tokenizer = load_adapter_on_base(base_dir, adapter_dir)
+    return merge(model), tokenizer
+
+
 def merge(peft_model: Any) -> Any:
     """The adapter folded into the base weights (float32; the PEFT wrapper is gone)."""
     return peft_model.merge_and_unload().eval()

@@ -43,20 +43,29 @@ def _names(folder: Path) -> list[str]:
 
 def export_merged(
     base_dir: Path,
-    adapter_dir: Path,
+    adapter_dir: Path | None,
     out_dir: Path,
     dtype: merge.MergeDtype = "bfloat16",
     template: str = "model",
     custom_template: str = "",
     progress: Progress = _quiet,
 ) -> dict:
-    """Merged safetensors in ``out_dir``; reloaded, they answer like the adapter on its base."""
-    progress(0.05, "loading the base model at full precision with the adapter")
-    model, tokenizer = merge.load_adapter_on_base(base_dir, adapter_dir)
-    progress(0.2, "answering the check prompts with the adapter on its base")
-    reference = verify.greedy_answers(model, tokenizer, template, custom_template)
-    progress(0.4, "merging the adapter into the weights")
-    merged = merge.merge(model)
+    """Merged safetensors in ``out_dir``; reloaded, they answer like the adapter on its base
+    (``adapter_dir`` None: a model pretrained in the lab, its own weights, answering like
+    the model the run saved)."""
+    if adapter_dir is None:
+        progress(0.05, "loading the pretrained model at full precision")
+        model, tokenizer = merge.load_for_export(base_dir, None)
+        progress(0.2, "answering the check prompts with the pretrained model")
+        reference = verify.greedy_answers(model, tokenizer, template, custom_template)
+        merged = model
+    else:
+        progress(0.05, "loading the base model at full precision with the adapter")
+        model, tokenizer = merge.load_adapter_on_base(base_dir, adapter_dir)
+        progress(0.2, "answering the check prompts with the adapter on its base")
+        reference = verify.greedy_answers(model, tokenizer, template, custom_template)
+        progress(0.4, "merging the adapter into the weights")
+        merged = merge.merge(model)
     progress(0.5, "saving safetensors")
     merge.save_merged(merged, tokenizer, out_dir, dtype, template, custom_template)
     del merged, model
@@ -68,7 +77,7 @@ def export_merged(
 
 def export_gguf(
     base_dir: Path,
-    adapter_dir: Path,
+    adapter_dir: Path | None,
     out_dir: Path,
     gguf_type: str,
     name: str,
@@ -76,7 +85,11 @@ def export_gguf(
     custom_template: str = "",
     progress: Progress = _quiet,
 ) -> dict:
-    """``out_dir/<name>.gguf`` and its ``Modelfile``, verified in llama.cpp."""
+    """``out_dir/<name>.gguf`` and its ``Modelfile``, verified in llama.cpp.
+
+    ``adapter_dir`` None: a model pretrained in the lab, written as it is. Such a model
+    was never taught to end a chat turn, so its chat through the stored template is shown
+    but not required to stop (a fine-tune of it is held to the stop like any run)."""
     from training.engine.export import llama
 
     if gguf_type not in GGUF_TYPES:
@@ -91,16 +104,15 @@ def export_gguf(
     out_dir.mkdir(parents=True)
     work = out_dir / ".work"
     try:
-        progress(0.03, "loading the base model at full precision with the adapter")
-        model, tokenizer = merge.load_adapter_on_base(base_dir, adapter_dir)
-        merged = merge.merge(model)
+        progress(0.03, "loading the model at full precision (with its adapter merged)")
+        merged, tokenizer = merge.load_for_export(base_dir, adapter_dir)
         progress(0.15, "answering the check prompts with the merged model")
         reference = verify.greedy_answers(merged, tokenizer, template, custom_template)
         reference_text = verify.text_log_probs(merged, tokenizer)
         merged_dir = merge.save_merged(
             merged, tokenizer, work / "merged", "float32", template, custom_template
         )
-        del merged, model
+        del merged
 
         def writing(fraction: float, stage: str) -> None:
             progress(0.3 + 0.4 * fraction, stage)
@@ -114,7 +126,14 @@ def export_gguf(
             write_gguf(merged_dir, target, gguf_type, name, writing)  # type: ignore[arg-type]
         progress(0.8, "loading the GGUF in llama.cpp and comparing answers")
         result = verify.verify_gguf(
-            target, gguf_type, reference, reference_text, tokenizer, template, custom_template
+            target,
+            gguf_type,
+            reference,
+            reference_text,
+            tokenizer,
+            template,
+            custom_template,
+            chat_must_stop=adapter_dir is not None,
         )
         pieces = chat_pieces(tokenizer, tokenizer.chat_template, single_turn=template != "model")
         (out_dir / "Modelfile").write_text(
