@@ -109,6 +109,9 @@ def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
         boundaries = {"position_ids": batch["position_ids"]}
     else:
         boundaries = {"attention_mask": batch["attention_mask"]}
+    head_loss = getattr(model, speed.HEAD_LOSS_ATTR, None)
+    if head_loss is not None:
+        return hidden_state_loss(model, batch, head_loss, boundaries)
     # No KV cache: training never reuses it, and with one transformers ignores packing.
     with speed.autocast_context(model, batch["input_ids"].device.type):
         logits = model(
@@ -117,3 +120,20 @@ def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
     return F.cross_entropy(
         logits.reshape(-1, logits.size(-1)).float(), targets[predicts], reduction="sum"
     )
+
+
+def hidden_state_loss(
+    model: Any, batch: Batch, head_loss: speed.HeadLoss, boundaries: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """:func:`summed_loss` with the LM head and the loss in one ``head_loss`` call (a fused
+    linear cross-entropy): the decoder's last hidden states at the positions whose next
+    token is trained, the head's weight and the targets; the logits never exist whole."""
+    targets = batch["labels"][:, 1:]
+    predicts = targets != IGNORE_INDEX
+    lm = model.get_base_model()
+    with speed.autocast_context(model, batch["input_ids"].device.type):
+        hidden = lm.get_decoder()(
+            input_ids=batch["input_ids"], use_cache=False, **boundaries
+        ).last_hidden_state[:, :-1][predicts]
+        weight = lm.get_output_embeddings().weight
+        return head_loss(weight.to(hidden.dtype), hidden, targets[predicts])
