@@ -145,3 +145,12 @@ def test_the_trl_side_trains_the_same_examples_as_ours_to_the_same_losses(
     assert trl["eval_loss"] == pytest.approx(ours["eval_loss"], rel=1e-3)
     assert (tmp_path / "trl" / "adapter" / "adapter_model.safetensors").exists()
     assert trl["tok_s"] > 0 and trl["peak_mb"] > 0
+
+
+def test_the_gpu_mode_says_so_on_a_machine_without_cuda() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SystemExit, match="--device cuda: this machine has no CUDA device"):
+        bench.main(["--device", "cuda", "--tiny", "--sides", "ours"])
