@@ -14,7 +14,7 @@ import torch
 
 from tests.engine.test_packing import lora_config, loss_and_grads, random_examples, tiny_llama
 from training.engine.train import speed
-from training.engine.train.batches import collate, pack
+from training.engine.train.batches import collate, count_trained, one_row, pack, wants_one_row
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -73,6 +73,24 @@ def assert_close_in_direction(grads: dict, ref_grads: dict) -> None:
             grads[name].float().flatten(), grad.float().flatten(), dim=0
         )
         assert cosine > 0.99, name
+
+
+def test_packed_rows_joined_into_one_row_give_the_same_loss_and_gradients() -> None:
+    """What flash-attention's varlen path needs (one row), checked with SDPA on CPU."""
+    batch = pack(random_examples([40, 7, 23, 64, 2, 31, 50]), pad_id=0, row_len=64)
+    flat = one_row(batch)
+    assert batch["input_ids"].size(0) > 1 and flat["input_ids"].size(0) == 1
+    assert count_trained(flat) == count_trained(batch)
+    model = tiny_llama()
+    assert not wants_one_row(model)
+    ref_loss, ref_grads = loss_and_grads(model, batch)
+    loss, grads = loss_and_grads(model, flat)
+
+    assert loss == pytest.approx(ref_loss, abs=1e-5, rel=0)
+    for name, grad in ref_grads.items():
+        torch.testing.assert_close(grads[name], grad, atol=1e-5, rtol=0, msg=name)
+    model.get_base_model().config._attn_implementation = "flash_attention_2"
+    assert wants_one_row(model)
 
 
 @needs_cuda
