@@ -154,3 +154,20 @@ def test_the_gpu_mode_says_so_on_a_machine_without_cuda() -> None:
         pytest.skip("this machine has CUDA")
     with pytest.raises(SystemExit, match="--device cuda: this machine has no CUDA device"):
         bench.main(["--device", "cuda", "--tiny", "--sides", "ours"])
+
+
+def test_trl_on_the_cpu_autocasts_bf16_exactly_where_the_engine_does() -> None:
+    import torch
+
+    from training.engine.train.speed import cpu_has_fast_bf16
+
+    best = bench.trl_settings("cpu")
+    assert best == {
+        "bf16": cpu_has_fast_bf16(),
+        "dtype": torch.float32,  # fp32 weights under bf16 autocast, as ours on a CPU
+        "attn_implementation": "sdpa",
+        "use_liger_kernel": False,
+    }
+    args = bench.parse_args(["--device", "cuda"])
+    assert bench.hf_arguments(args, Path("o"))["use_cpu"] is False
+    assert bench.hf_arguments(bench.parse_args([]), Path("o"))["use_cpu"] is True
