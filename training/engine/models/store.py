@@ -180,10 +180,12 @@ def load_model_and_tokenizer(
     double_quant: bool = True,
     compute_dtype: ComputeDtype = "float32",
     device: str | None = None,
+    attn_implementation: str | None = None,
 ) -> tuple[Any, Any]:
     """Load a causal LM and its tokenizer from a local safetensors folder.
 
-    ``device`` defaults to CUDA when available, else CPU.
+    ``device`` defaults to CUDA when available, else CPU; ``attn_implementation``
+    (e.g. "flash_attention_2") defaults to transformers' choice (SDPA).
     """
     from transformers import AutoModelForCausalLM
 
@@ -200,6 +202,7 @@ def load_model_and_tokenizer(
         device_map={"": device},
         use_safetensors=True,
         trust_remote_code=False,
+        **({"attn_implementation": attn_implementation} if attn_implementation else {}),
     )
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer

@@ -76,6 +76,23 @@ def pack(examples: list[Example], pad_id: int, row_len: int) -> Batch:
     }
 
 
+def one_row(batch: Batch) -> Batch:
+    """A packed batch's rows laid end to end as one row (the same loss and gradients).
+
+    flash-attention's variable-length path in transformers reads sequence boundaries
+    from the position resets only in a batch of one row; every row of :func:`pack`
+    starts an example (whose first label is masked) and its trailing pad restarts its
+    positions too, so joining the rows joins no two sequences.
+    """
+    return {k: v.reshape(1, -1) for k, v in batch.items()}
+
+
+def wants_one_row(model: Any) -> bool:
+    """Whether the model's attention is flash-attention (packed rows must be one row)."""
+    implementation = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    return isinstance(implementation, str) and implementation.startswith("flash_attention")
+
+
 def make_batch(examples: list[Example], config: RunConfig, pad_id: int) -> Batch:
     """A packed micro-batch by default; a right-padded one with ``packing`` off."""
     if config.packing:
@@ -102,6 +119,8 @@ def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
     masked prompt and pad positions would pay for it for nothing. The forward runs
     under the autocast :func:`attach_lora` chose; the loss is always fp32.
     """
+    if "position_ids" in batch and batch["input_ids"].size(0) > 1 and wants_one_row(model):
+        batch = one_row(batch)
     targets = batch["labels"][:, 1:]
     predicts = targets != IGNORE_INDEX
     keep = torch.nn.functional.pad(predicts, (0, 1), value=False)  # position t predicts t+1
@@ -109,6 +128,9 @@ def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
         boundaries = {"position_ids": batch["position_ids"]}
     else:
         boundaries = {"attention_mask": batch["attention_mask"]}
+    head_loss = getattr(model, speed.HEAD_LOSS_ATTR, None)
+    if head_loss is not None:
+        return hidden_state_loss(model, batch, head_loss, boundaries)
     # No KV cache: training never reuses it, and with one transformers ignores packing.
     with speed.autocast_context(model, batch["input_ids"].device.type):
         logits = model(
@@ -117,3 +139,20 @@ def summed_loss(model: Any, batch: Batch) -> torch.Tensor:
     return F.cross_entropy(
         logits.reshape(-1, logits.size(-1)).float(), targets[predicts], reduction="sum"
     )
+
+
+def hidden_state_loss(
+    model: Any, batch: Batch, head_loss: speed.HeadLoss, boundaries: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """:func:`summed_loss` with the LM head and the loss in one ``head_loss`` call (a fused
+    linear cross-entropy): the decoder's last hidden states at the positions whose next
+    token is trained, the head's weight and the targets; the logits never exist whole."""
+    targets = batch["labels"][:, 1:]
+    predicts = targets != IGNORE_INDEX
+    lm = model.get_base_model()
+    with speed.autocast_context(model, batch["input_ids"].device.type):
+        hidden = lm.get_decoder()(
+            input_ids=batch["input_ids"], use_cache=False, **boundaries
+        ).last_hidden_state[:, :-1][predicts]
+        weight = lm.get_output_embeddings().weight
+        return head_loss(weight.to(hidden.dtype), hidden, targets[predicts])

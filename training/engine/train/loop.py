@@ -122,6 +122,7 @@ def train(
         double_quant=config.double_quant,
         compute_dtype=compute_dtype,  # type: ignore[arg-type]
         device=device,
+        attn_implementation=speed.attention_implementation(device, compute_dtype),
     )
     examples, dropped = examples_for_run(tokenizer, records, config)
     hooks.log(f"{len(examples)} training examples ({dropped} dropped: nothing left to train)")

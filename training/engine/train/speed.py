@@ -10,6 +10,10 @@
 - LoRA dropout masks drawn by numpy's PCG64 generator (seeded from torch's, so a
   seeded run is reproducible): the same Bernoulli(1 - p) masks in distribution,
   independent per module as in peft, at a fraction of torch's CPU sampling cost.
+- CUDA only, each when its package is installed (neither is a dependency): packed rows
+  through flash-attention 2's varlen kernel (transformers reads the position resets
+  as sequence boundaries), and the LM head fused with the cross-entropy
+  (liger-kernel), which never materialises the logits. CPU runs are unchanged.
 
 Every optimisation is checked against the unoptimised path in
 ``tests/engine/test_speed.py``.
@@ -17,7 +21,9 @@ Every optimisation is checked against the unoptimised path in
 
 from __future__ import annotations
 
+import importlib.util
 import types
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,6 +33,53 @@ import torch.nn.functional as F
 from training.engine.config import ConfigError, RunConfig, uses_bf16_autocast
 
 AUTOCAST_ATTR = "slmlab_autocast_dtype"
+HEAD_LOSS_ATTR = "slmlab_head_loss"
+# (lm_head weight, hidden states, targets) -> summed cross-entropy
+HeadLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def attention_implementation(device: str, compute_dtype: str) -> str | None:
+    """flash-attention 2 on CUDA in bf16/fp16 when ``flash_attn`` is installed (packed
+    rows then run as variable-length sequences, without a mask); else None, which is
+    transformers' default, SDPA (packed rows get a block-diagonal causal mask)."""
+    if device == "cuda" and compute_dtype in ("bfloat16", "float16") and installed("flash_attn"):
+        return "flash_attention_2"
+    return None
+
+
+def fused_head_loss(device: str) -> HeadLoss | None:
+    """liger-kernel's fused linear cross-entropy on CUDA when installed, else None."""
+    if device != "cuda" or not installed("liger_kernel"):
+        return None
+    from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
+
+    return LigerFusedLinearCrossEntropyLoss(reduction="sum")
+
+
+def plain_head_loss(weight: torch.Tensor, hidden: torch.Tensor, targets: torch.Tensor) -> Any:
+    """What :func:`fused_head_loss` computes, unfused: the LM head, then fp32 cross-entropy."""
+    return F.cross_entropy(F.linear(hidden, weight).float(), targets, reduction="sum")
+
+
+def head_loss_applies(model: Any) -> bool:
+    """Whether the LM head is a plain bias-free linear layer over the decoder's last
+    hidden state (no LoRA on it, no logit soft-capping or scaling), so the fused loss
+    computes exactly what the model's own forward would."""
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = lm.get_output_embeddings() if hasattr(lm, "get_output_embeddings") else None
+    config = getattr(lm, "config", None)
+    return (
+        type(head) is torch.nn.Linear
+        and head.bias is None
+        and hasattr(lm, "get_decoder")
+        and getattr(config, "final_logit_softcapping", None) is None
+        and getattr(config, "logit_scale", None) is None
+        and getattr(config, "logits_scaling", None) is None
+    )
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -75,6 +128,9 @@ def speed_up(model: Any, config: RunConfig, seed: int | None = None) -> Any:
     if seed is None:
         seed = int(torch.randint(0, 2**62, (1,)))
     dropout = FastDropout(seed)
+    head_loss = fused_head_loss(device)
+    if head_loss is not None and head_loss_applies(model):
+        setattr(model, HEAD_LOSS_ATTR, head_loss)
     for module in model.modules():
         if _is_plain_lora_linear(module):
             if dtype is not None:
