@@ -155,6 +155,14 @@ def test_the_gguf_file_carries_vocabulary_merges_special_tokens_and_chat_templat
     assert meta["llama.attention.head_count_kv"] == 2
     wanted = {"f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0"}[gguf_type]
     assert wanted in meta["tensor_types"]
+    # Token types: the chat markers are control tokens (llama.cpp parses them as one
+    # token each only then), ordinary tokens normal.
+    import gguf
+
+    types = gguf.GGUFReader(path).fields["tokenizer.ggml.token_type"]
+    type_of = [int(types.parts[i][0]) for i in types.data]
+    assert type_of[1] == type_of[2] == gguf.TokenType.CONTROL  # <|im_start|>, <|im_end|>
+    assert type_of[1000] == gguf.TokenType.NORMAL
 
 
 @needs_llama

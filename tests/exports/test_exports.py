@@ -190,6 +190,10 @@ def test_another_user_gets_404_on_every_export_page_and_anonymous_goes_to_login(
         assert other_client.post(url, {"kind": "adapter", "repo_id": "a/b"}).status_code == 404
         assert client.post(url)["Location"].startswith(reverse("account_login")), url
     assert Export.objects.get().status == Export.Status.DONE
+    # The Hub token pages are the user's own (no id to guess); anonymous goes to login.
+    for url in (reverse("exports:hub_token"), reverse("exports:hub_token_delete")):
+        assert client.post(url)["Location"].startswith(reverse("account_login")), url
+    assert client.get(reverse("exports:hub_token"))["Location"].startswith(reverse("account_login"))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -225,6 +229,29 @@ def test_manage_py_export_exports_and_verifies_in_the_terminal(finished_run):
     export = Export.objects.get()
     assert export.status == Export.Status.DONE and export.kind == "adapter"
     assert '"passed": true' in out.getvalue() and "verified:" in out.getvalue()
+
+
+@pytest.mark.parametrize(("flag", "stored"), [("fp16", "F16"), ("bf16", "BF16")])
+def test_manage_py_export_writes_a_merged_model_in_the_precision_asked_for(
+    finished_run, flag, stored
+):
+    import json as jsonlib
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("export", run=finished_run.pk, kind="merged", dtype=flag, stdout=out)
+    export = Export.objects.get()
+    assert export.status == Export.Status.DONE and export.verification["passed"]
+    weights = (export.folder / "model.safetensors").read_bytes()
+    header = jsonlib.loads(weights[8 : 8 + int.from_bytes(weights[:8], "little")])
+    assert {v["dtype"] for k, v in header.items() if k != "__metadata__"} == {stored}
+    names = {p.name for p in export.folder.iterdir()}
+    assert {"tokenizer.json", "generation_config.json", "config.json"} <= names
+    assert "chat_template.jinja" in names or "chat_template" in jsonlib.loads(
+        (export.folder / "tokenizer_config.json").read_text()
+    )
+    assert "verified:" in out.getvalue()
 
 
 def test_manage_py_export_says_why_a_run_cannot_be_exported(finished_run):

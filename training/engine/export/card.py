@@ -17,7 +17,7 @@ class CardFacts:
     repo_id: str
     kind: str  # adapter | merged | gguf
     export_label: str
-    base_model: str  # a Hub id when the base came from the Hub, else its name
+    base_model: str  # the Hub id of the base, "" when it has none (a local model)
     license: str
     dataset_name: str
     dataset_rows: int
@@ -31,6 +31,7 @@ class CardFacts:
     eval_loss: float | None = None
     evaluation: dict[str, Any] = field(default_factory=dict)
     verification: dict[str, Any] = field(default_factory=dict)
+    base_name: str = ""  # what the lab calls the base (the card's text names it)
 
 
 def _metadata(facts: CardFacts) -> dict[str, Any]:
@@ -38,7 +39,8 @@ def _metadata(facts: CardFacts) -> dict[str, Any]:
     if facts.kind == "gguf":
         tags.append("gguf")
     meta: dict[str, Any] = {
-        "base_model": facts.base_model,
+        # Only a Hub model id: the Hub refuses a card whose base_model is anything else.
+        **({"base_model": facts.base_model} if facts.base_model else {}),
         "license": facts.license or "other",
         "library_name": LIBRARIES[facts.kind],
         "pipeline_tag": "text-generation",
@@ -67,8 +69,8 @@ def model_card(facts: CardFacts) -> str:
         "",
         f"# {facts.repo_id.split('/')[-1]}",
         "",
-        f"A {facts.export_label} of `{facts.base_model}` fine-tuned with LoRA in SLM Lab "
-        f"(run “{facts.run_name}”).",
+        f"A {facts.export_label} of `{facts.base_model or facts.base_name}` fine-tuned with "
+        f"LoRA in SLM Lab (run “{facts.run_name}”).",
         "",
         "## Data",
         "",
