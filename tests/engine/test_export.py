@@ -125,6 +125,24 @@ def test_merged_weights_reload_and_answer_like_the_adapter_on_its_base(tiny, tmp
     assert verify.greedy_answers(merged_model, tok).ids != base_answers.ids
 
 
+@pytest.mark.parametrize(("dtype", "stored"), [("bfloat16", "BF16"), ("float16", "F16")])
+def test_a_merged_model_is_saved_in_the_precision_chosen_with_what_it_needs_to_load(
+    tiny, tmp_path, dtype, stored
+):
+    from tests.exports.helpers import safetensors_dtypes
+    from training.engine.export.chat_template import text_prompt_template
+
+    base, adapter = tiny
+    model, tokenizer = merge.load_adapter_on_base(base, adapter)
+    folder = merge.save_merged(merge.merge(model), tokenizer, tmp_path / "m", dtype, "alpaca")
+    assert safetensors_dtypes(folder / "model.safetensors") == {stored}
+    assert json.loads((folder / "config.json").read_text())["dtype"] == dtype
+    assert json.loads((folder / "generation_config.json").read_text())["eos_token_id"] == 2
+    # An Alpaca run's export carries the template it trained with, not the model's chat.
+    reloaded = load_tokenizer(folder)
+    assert reloaded.chat_template == text_prompt_template("alpaca")
+
+
 def test_a_merge_that_answers_differently_fails_with_the_prompt_and_both_answers(tiny, tmp_path):
     base, adapter = tiny
     model, tokenizer = merge.load_adapter_on_base(base, adapter)

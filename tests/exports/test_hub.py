@@ -139,7 +139,8 @@ def test_the_model_card_describes_the_data_the_run_and_names_a_hub_base_by_its_i
     from training.models import RunMetric
 
     base = finished_run.base_model
-    BaseModel.objects.filter(pk=base.pk).update(source=BaseModel.Source.HUB, licence="mit")
+    base.source, base.licence = BaseModel.Source.HUB, "mit"
+    base.save()
     ModelDownload.objects.create(
         requested_by=user, repo_id="tiny-org/tiny-llama", name=base.name, base_model=base
     )
