@@ -205,6 +205,45 @@ def test_llama_cpp_computes_the_same_next_token_distribution_as_transformers(tin
 
 
 @needs_llama
+def test_llama_cpp_reads_the_chat_markers_as_one_token_each_only_when_told(
+    tiny, tokenizer, tmp_path
+):
+    # The trap of issue 16: tokenized as plain text, "<|im_start|>" becomes several
+    # tokens and the model answers a prompt it never saw. The verification tokenizes with
+    # special tokens parsed and requires the ids of the model's own tokenizer.
+    base, _ = tiny
+    path = gguf_writer.write_gguf(base, tmp_path / "m.gguf", "f16", "tiny")
+    text = verify.prompt_text(tokenizer, verify.PROMPTS[0], "model", "")
+    ids = verify.prompt_ids(tokenizer, verify.PROMPTS[0], "model", "")
+    gguf = llama.GgufModel(path)
+    try:
+        assert gguf.tokenize(text) == ids
+        plain = gguf.llm.tokenize(text.encode(), add_bos=False, special=False)
+    finally:
+        gguf.close()
+    assert len(plain) > len(ids) and tokenizer.convert_tokens_to_ids("<|im_start|>") not in plain
+
+
+@needs_llama
+def test_q4_k_m_is_made_by_llama_cpps_quantizer_and_keeps_the_metadata(tiny, tmp_path):
+    import gguf
+
+    base, _ = tiny
+    f16 = gguf_writer.write_gguf(base, tmp_path / "f16.gguf", "f16", "tiny")
+    path = llama.quantize(f16, tmp_path / "q4_k_m.gguf", "q4_k_m")
+    meta = gguf_writer.read_metadata(path)
+    assert meta["general.file_type"] == gguf.LlamaFileType.MOSTLY_Q4_K_M
+    assert "<|im_start|>" in meta["tokenizer.chat_template"]
+    assert meta["tokenizer.ggml.merges"] > 40_000
+    assert path.stat().st_size < f16.stat().st_size
+    model = llama.GgufModel(path)
+    try:
+        assert np.isfinite(model.logits(model.tokenize("Hello there"))).all()
+    finally:
+        model.close()
+
+
+@needs_llama
 @pytest.mark.slow
 def test_smollm2_gguf_answers_like_the_merged_model_and_stops_at_end_of_turn(
     bundled_model_dir, tmp_path
