@@ -177,11 +177,15 @@ def test_a_card_of_a_model_not_from_the_hub_names_it_only_in_the_text(finished_r
     from exports.jobs.push import card_facts
     from training.engine.export.card import model_card
 
-    card = model_card(card_facts(make_push(finished_run, kind="adapter")))
+    verification = {"kind": "gguf", "gguf_type": "q8_0", "token_agreement": 0.94, "mean_kl": 0.005}
+    push = make_push(finished_run, kind="gguf", quant="q8_0", verification=verification)
+    card = model_card(card_facts(push))
     meta = yaml.safe_load(card.split("---")[1])
     assert "base_model" not in meta  # the Hub refuses a base_model that is not a model id
-    assert meta["license"] == "other" and meta["library_name"] == "peft"
-    assert "of `tiny` fine-tuned with LoRA" in card
+    assert meta["license"] == "other" and meta["library_name"] == "gguf"
+    assert "gguf" in meta["tags"]
+    assert "A GGUF Q8_0 of `tiny` fine-tuned with LoRA" in card
+    assert "Loaded in llama.cpp (Q8_0): next-token agreement with the merged model 94.0%" in card
 
 
 def test_the_token_is_encrypted_with_the_key_from_the_environment(user, settings):
