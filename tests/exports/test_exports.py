@@ -247,6 +247,12 @@ def test_manage_py_export_writes_a_verified_merged_model_in_the_precision_asked_
     assert "verified:" in out.getvalue()
 
 
+def test_a_timed_out_run_with_its_adapter_can_be_exported(finished_run):
+    Run.objects.filter(pk=finished_run.pk).update(status=Run.Status.TIMED_OUT)
+    finished_run.refresh_from_db()
+    assert create_export(finished_run, "adapter", enqueue=False).status == Export.Status.QUEUED
+
+
 def test_manage_py_export_says_why_a_run_cannot_be_exported(finished_run):
     from django.core.management import CommandError, call_command
 
