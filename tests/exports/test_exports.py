@@ -13,6 +13,7 @@ from exports.services import create_export
 from projects.datasets import check_quota_for, delete_project
 from slmlab.consumers import NOT_FOUND
 from tests import websockets
+from tests.exports.helpers import safetensors_dtypes
 from tests.streams import content_of
 from training.engine.data.records import DatasetError
 from training.engine.export import llama
@@ -89,6 +90,7 @@ def test_a_merged_export_is_verified_against_the_adapter_on_its_base(
     assert export.verification["kind"] == "merged" and export.verification["passed"]
     names = zip_names(owner_client.get(reverse("exports:download", args=[export.pk])))
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(names)
+    assert safetensors_dtypes(export.folder / "model.safetensors") == {"F32"}
     listed = owner_client.get(reverse("exports:list", args=[finished_run.pk])).content.decode()
     assert "answered exactly like the adapter" in listed
 
@@ -229,22 +231,6 @@ def test_manage_py_export_exports_and_verifies_in_the_terminal(finished_run):
     export = Export.objects.get()
     assert export.status == Export.Status.DONE and export.kind == "adapter"
     assert '"passed": true' in out.getvalue() and "verified:" in out.getvalue()
-
-
-def test_manage_py_export_writes_a_verified_merged_model_in_the_precision_asked_for(
-    finished_run,
-):
-    from django.core.management import call_command
-
-    from tests.exports.helpers import safetensors_dtypes
-
-    out = io.StringIO()
-    call_command("export", run=finished_run.pk, kind="merged", dtype="fp32", stdout=out)
-    export = Export.objects.get()
-    assert export.status == Export.Status.DONE and export.verification["passed"]
-    assert export.dtype == "float32"
-    assert safetensors_dtypes(export.folder / "model.safetensors") == {"F32"}
-    assert "verified:" in out.getvalue()
 
 
 def test_a_timed_out_run_with_its_adapter_can_be_exported(finished_run):
