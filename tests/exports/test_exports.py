@@ -96,6 +96,7 @@ def test_a_merged_export_is_verified_against_the_adapter_on_its_base(
 
 
 @pytest.mark.skipif(not llama.available(), reason="llama-cpp-python not installed")
+@pytest.mark.slow  # measured 109 s on the shared 2 cores (merge, GGUF, llama.cpp)
 def test_a_failed_verification_marks_the_export_failed_and_offers_nothing(
     owner_client, finished_run, broker, run_queued, django_capture_on_commit_callbacks
 ):
