@@ -280,8 +280,9 @@ class _Handler(BaseHTTPRequestHandler):
         repo_id = f"{payload.get('organization') or 'me'}/{payload['name']}"
         if not self._writer(repo_id):
             return
-        if repo_id in self.hub.repos:
-            self._error(409, "", "You already created this model repo", True)
+        if repo_id in self.hub.repos:  # the Hub's 409 names the repository's URL
+            url = f"{self.hub.url}/{repo_id}"
+            self._error(409, "", "You already created this model repo", True, extra={"url": url})
             return
         self.hub.repos[repo_id] = FakeRepo(repo_id, {})
         self.hub.private[repo_id] = payload.get("visibility") == "private"
@@ -479,9 +480,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data[start:])
 
     def _error(
-        self, status: int, code: str, message: str, send_body: bool, commit: str = ""
+        self,
+        status: int,
+        code: str,
+        message: str,
+        send_body: bool,
+        commit: str = "",
+        extra: dict | None = None,
     ) -> None:
-        body = json.dumps({"error": message}).encode()
+        body = json.dumps({"error": message, **(extra or {})}).encode()
         self.send_response(status)
         if code:
             self.send_header("X-Error-Code", code)

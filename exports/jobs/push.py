@@ -4,7 +4,8 @@ A new repository is created (public or private, as the user chose) and the expor
 files are committed with a generated model card in one commit, through
 ``huggingface_hub`` (LFS for the weights). Every failure the user can act on gets its
 own message: a bad token (401), a token that may not write there (403), a repository
-that already exists (409), the connection lost on the way.
+that already exists (409), the connection lost on the way (then pushing again to the
+same name goes into the repository the failed push created).
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ def card_facts(push: HubPush) -> CardFacts:
     export: Export = push.export
     run = export.run
     dataset, base = run.dataset, run.base_model
-    if base is None:  # a fine-tune of a model pretrained in the lab
-        base_id, licence = str(run.base_name), ""
+    if base is None:  # pretrained in the lab, or a fine-tune of such a model: no Hub id
+        base_id, licence = "", ""
     else:
-        base_id = BUNDLED_HUB_ID if base.name == DEFAULT_MODEL_NAME else base.name
+        base_id = hub_id_of(base)
         licence = base.licence or ("apache-2.0" if base_id == BUNDLED_HUB_ID else "")
     return CardFacts(
         repo_id=push.repo_id,
@@ -49,7 +50,21 @@ def card_facts(push: HubPush) -> CardFacts:
         evaluation=evaluation_facts(run),
         verification=export.verification,
         pretrained=run.is_pretraining,
+        base_name=str(run.base_name),
     )
+
+
+def hub_id_of(base) -> str:
+    """The Hub repository a store model came from, which the card's ``base_model`` must
+    name (the Hub refuses a card whose ``base_model`` is not a model id); a model
+    imported from a local folder has none, and the card names it only in its text."""
+    if base.name == DEFAULT_MODEL_NAME:
+        return BUNDLED_HUB_ID
+    if base.source == base.Source.HUB:
+        download = base.downloads.exclude(repo_id="").order_by("-created").first()
+        if download is not None:
+            return download.repo_id
+    return ""
 
 
 def evaluation_facts(run) -> dict[str, str]:
@@ -142,7 +157,18 @@ def push(push_id: int) -> None:
             for path in sorted(export.folder.rglob("*"))
             if path.is_file() and path.name != "README.md"
         ]
-        repo = api.create_repo(job.repo_id, private=job.private, exist_ok=False)
+        # A repository an earlier push of this owner created and then failed to commit
+        # to (the connection was lost) is theirs to push into again; any other existing
+        # repository is refused (409).
+        created_before = (
+            HubPush.objects.filter(
+                owner_id=job.owner_id, repo_id=job.repo_id, status=JobStatus.FAILED
+            )
+            .exclude(url="")
+            .exists()
+        )
+        repo = api.create_repo(job.repo_id, private=job.private, exist_ok=created_before)
+        job.report(url=str(repo))
         api.create_commit(
             repo_id=job.repo_id,
             operations=operations,

@@ -125,6 +125,24 @@ def test_merged_weights_reload_and_answer_like_the_adapter_on_its_base(tiny, tmp
     assert verify.greedy_answers(merged_model, tok).ids != base_answers.ids
 
 
+@pytest.mark.parametrize(("dtype", "stored"), [("bfloat16", "BF16"), ("float16", "F16")])
+def test_a_merged_model_is_saved_in_the_precision_chosen_with_what_it_needs_to_load(
+    tiny, tmp_path, dtype, stored
+):
+    from tests.exports.helpers import safetensors_dtypes
+    from training.engine.export.chat_template import text_prompt_template
+
+    base, adapter = tiny
+    model, tokenizer = merge.load_adapter_on_base(base, adapter)
+    folder = merge.save_merged(merge.merge(model), tokenizer, tmp_path / "m", dtype, "alpaca")
+    assert safetensors_dtypes(folder / "model.safetensors") == {stored}
+    assert json.loads((folder / "config.json").read_text())["dtype"] == dtype
+    assert json.loads((folder / "generation_config.json").read_text())["eos_token_id"] == 2
+    # An Alpaca run's export carries the template it trained with, not the model's chat.
+    reloaded = load_tokenizer(folder)
+    assert reloaded.chat_template == text_prompt_template("alpaca")
+
+
 def test_a_merge_that_answers_differently_fails_with_the_prompt_and_both_answers(tiny, tmp_path):
     base, adapter = tiny
     model, tokenizer = merge.load_adapter_on_base(base, adapter)
@@ -155,6 +173,14 @@ def test_the_gguf_file_carries_vocabulary_merges_special_tokens_and_chat_templat
     assert meta["llama.attention.head_count_kv"] == 2
     wanted = {"f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0"}[gguf_type]
     assert wanted in meta["tensor_types"]
+    # Token types: the chat markers are control tokens (llama.cpp parses them as one
+    # token each only then), ordinary tokens normal.
+    import gguf
+
+    types = gguf.GGUFReader(path).fields["tokenizer.ggml.token_type"]
+    type_of = [int(types.parts[i][0]) for i in types.data]
+    assert type_of[1] == type_of[2] == gguf.TokenType.CONTROL  # <|im_start|>, <|im_end|>
+    assert type_of[1000] == gguf.TokenType.NORMAL
 
 
 @needs_llama
@@ -176,6 +202,45 @@ def test_llama_cpp_computes_the_same_next_token_distribution_as_transformers(tin
         gguf.close()
     assert agreement > 0.95
     assert kl < 0.01
+
+
+@needs_llama
+def test_llama_cpp_reads_the_chat_markers_as_one_token_each_only_when_told(
+    tiny, tokenizer, tmp_path
+):
+    # The trap of issue 16: tokenized as plain text, "<|im_start|>" becomes several
+    # tokens and the model answers a prompt it never saw. The verification tokenizes with
+    # special tokens parsed and requires the ids of the model's own tokenizer.
+    base, _ = tiny
+    path = gguf_writer.write_gguf(base, tmp_path / "m.gguf", "f16", "tiny")
+    text = verify.prompt_text(tokenizer, verify.PROMPTS[0], "model", "")
+    ids = verify.prompt_ids(tokenizer, verify.PROMPTS[0], "model", "")
+    gguf = llama.GgufModel(path)
+    try:
+        assert gguf.tokenize(text) == ids
+        plain = gguf.llm.tokenize(text.encode(), add_bos=False, special=False)
+    finally:
+        gguf.close()
+    assert len(plain) > len(ids) and tokenizer.convert_tokens_to_ids("<|im_start|>") not in plain
+
+
+@needs_llama
+def test_q4_k_m_is_made_by_llama_cpps_quantizer_and_keeps_the_metadata(tiny, tmp_path):
+    import gguf
+
+    base, _ = tiny
+    f16 = gguf_writer.write_gguf(base, tmp_path / "f16.gguf", "f16", "tiny")
+    path = llama.quantize(f16, tmp_path / "q4_k_m.gguf", "q4_k_m")
+    meta = gguf_writer.read_metadata(path)
+    assert meta["general.file_type"] == gguf.LlamaFileType.MOSTLY_Q4_K_M
+    assert "<|im_start|>" in meta["tokenizer.chat_template"]
+    assert meta["tokenizer.ggml.merges"] > 40_000
+    assert path.stat().st_size < f16.stat().st_size
+    model = llama.GgufModel(path)
+    try:
+        assert np.isfinite(model.logits(model.tokenize("Hello there"))).all()
+    finally:
+        model.close()
 
 
 @needs_llama

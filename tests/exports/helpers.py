@@ -64,3 +64,13 @@ def write_adapter(base_dir: Path, adapter_dir: Path, scale: float = 1.0, seed: i
                 param.mul_(scale)
     peft_model.save_pretrained(adapter_dir)
     return adapter_dir
+
+
+def safetensors_dtypes(path: Path) -> set[str]:
+    """The dtypes of the tensors stored in a safetensors file (read from its header)."""
+    import json
+
+    with open(path, "rb") as file:
+        size = int.from_bytes(file.read(8), "little")
+        header = json.loads(file.read(size))
+    return {v["dtype"] for k, v in header.items() if k != "__metadata__"}

@@ -17,7 +17,7 @@ class CardFacts:
     repo_id: str
     kind: str  # adapter | merged | gguf
     export_label: str
-    base_model: str  # a Hub id when the base came from the Hub, else its name
+    base_model: str  # the Hub id of the base, "" when it has none (a local model)
     license: str
     dataset_name: str
     dataset_rows: int
@@ -31,16 +31,18 @@ class CardFacts:
     eval_loss: float | None = None
     evaluation: dict[str, Any] = field(default_factory=dict)
     verification: dict[str, Any] = field(default_factory=dict)
-    # Pretrained from random weights in the lab (``base_model`` names its design): no base.
+    # Pretrained from random weights in the lab (``base_name`` names its design): no base.
     pretrained: bool = False
+    base_name: str = ""  # what the lab calls the base (the card's text names it)
 
 
 def _metadata(facts: CardFacts) -> dict[str, Any]:
     tags = ["slmlab", "pretrained"] if facts.pretrained else ["slmlab", "fine-tuned", "lora"]
     if facts.kind == "gguf":
         tags.append("gguf")
-    meta: dict[str, Any] = {} if facts.pretrained else {"base_model": facts.base_model}
-    meta |= {
+    meta: dict[str, Any] = {
+        # Only a Hub model id: the Hub refuses a card whose base_model is anything else.
+        **({"base_model": facts.base_model} if facts.base_model and not facts.pretrained else {}),
         "license": facts.license or "other",
         "library_name": LIBRARIES[facts.kind],
         "pipeline_tag": "text-generation",
@@ -71,10 +73,10 @@ def model_card(facts: CardFacts) -> str:
         "",
         (
             f"A {facts.export_label} of a model pretrained from random weights in SLM Lab: "
-            f"{facts.base_model} (run “{facts.run_name}”)."
+            f"{facts.base_name} (run “{facts.run_name}”)."
             if facts.pretrained
-            else f"A {facts.export_label} of `{facts.base_model}` fine-tuned with LoRA in "
-            f"SLM Lab (run “{facts.run_name}”)."
+            else f"A {facts.export_label} of `{facts.base_model or facts.base_name}` "
+            f"fine-tuned with LoRA in SLM Lab (run “{facts.run_name}”)."
         ),
         "",
         "## Data",

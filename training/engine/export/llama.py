@@ -11,6 +11,8 @@ import contextlib
 import ctypes
 import importlib.util
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,23 +44,55 @@ def _threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
+_PARAMS = threading.Lock()
+
+
+@contextlib.contextmanager
+def _plain_cpu_buffers(llama_cpp: Any) -> Iterator[None]:
+    """Models loaded meanwhile keep their weights in plain CPU buffers, not llama.cpp's
+    "extra" ones (AMX tiles, repacked layouts; the library's ``--no-repack``).
+
+    A build made with native CPU flags on a Sapphire Rapids machine puts Q4/Q5/Q8 weights
+    in AMX buffers, and where the kernel does not grant AMX to the process (this lab's
+    sandbox) the first matrix product dies with SIGSEGV in ``ggml_backend_amx_mul_mat``
+    (measured: every Q8_0, Q4_0, Q4_K_M and the bundled Q4_1 file; F16 was fine).
+    ``Llama`` has no argument for it, so its default model parameters are wrapped while
+    it is built."""
+    module = llama_cpp.llama_cpp
+    original = module.llama_model_default_params
+
+    def defaults() -> Any:
+        params = original()
+        if hasattr(params, "use_extra_bufts"):
+            params.use_extra_bufts = False
+        return params
+
+    with _PARAMS:
+        module.llama_model_default_params = defaults
+        try:
+            yield
+        finally:
+            module.llama_model_default_params = original
+
+
 class GgufModel:
     """A GGUF file loaded in llama.cpp on the CPU, with every position's logits kept."""
 
     def __init__(self, path: Path, n_ctx: int = CONTEXT) -> None:
         llama_cpp = _module()
         self.path = Path(path)
-        self.llm = llama_cpp.Llama(
-            model_path=str(path),
-            n_ctx=n_ctx,
-            n_batch=min(512, n_ctx),
-            logits_all=True,
-            n_threads=_threads(),
-            n_gpu_layers=0,
-            # The default F16 KV cache: with an F32 cache this build answers nonsense
-            # from Q8_0 weights (measured: "L'Étoile, la Cité…" instead of "Paris").
-            verbose=False,
-        )
+        with _plain_cpu_buffers(llama_cpp):
+            self.llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_batch=min(512, n_ctx),
+                logits_all=True,
+                n_threads=_threads(),
+                n_gpu_layers=0,
+                # The default F16 KV cache: with an F32 cache this build answers nonsense
+                # from Q8_0 weights (measured: "L'Étoile, la Cité…" instead of "Paris").
+                verbose=False,
+            )
         self.eos = self.llm.token_eos()
 
     @property
