@@ -86,6 +86,12 @@ class Export(Job):
         return self.status == self.Status.DONE and self.folder.is_dir()
 
     @property
+    def near_ties(self) -> int:
+        """Check prompts whose answers parted from the reference only at a near tie."""
+        prompts = (self.verification or {}).get("prompts") or []
+        return sum(p.get("near_tie_at") is not None for p in prompts)
+
+    @property
     def percent(self) -> int:
         return 100 if self.status == self.Status.DONE else round(100 * self.progress)
 
