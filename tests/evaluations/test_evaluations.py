@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 
 import pytest
 from django.conf import settings
@@ -12,6 +13,7 @@ from evaluations.models import BaseOutputs, EvalRow, Evaluation
 from tests.factories import make_dataset, make_project, make_run
 from tests.streams import content_of
 from tests.websockets import connect
+from training.engine.evaluate.metrics import DEFAULT_METRICS
 from training.models import Run
 
 pytestmark = pytest.mark.django_db
@@ -336,3 +338,91 @@ def test_an_eval_file_in_another_format_and_shape_is_stored_with_how_to_read_it(
     assert evaluation.eval_spec["shape"] == "prompt_completion"
     assert evaluation.eval_spec["mapping"] == {"prompt": "question", "completion": "answer"}
     assert evaluation.eval_file.read() == content
+
+
+def test_the_run_form_offers_an_end_of_run_evaluation_of_up_to_100_examples(owner_client, user):
+    from tests.factories import make_base_model
+
+    make_base_model()
+    project = make_project(owner=user)
+    make_dataset(project)
+    page = owner_client.get(reverse("training:new", args=[project.pk])).content.decode()
+    assert "Evaluate on N validation examples at the end" in page
+    assert re.search(r'<input type="number" name="eval_examples" value="100"', page)
+
+
+def test_a_run_ending_queues_its_evaluation_only_when_it_has_rows_to_evaluate(
+    user, broker, django_capture_on_commit_callbacks
+):
+    from evaluations.jobs.end_of_run import queue_end_of_run
+
+    run = completed_run(user)
+    run.config.pop("eval_examples", None)  # the engine's default: up to 100
+    with django_capture_on_commit_callbacks(execute=True):
+        evaluation = queue_end_of_run(run)
+    assert evaluation.automatic and evaluation.limit == 100
+    assert evaluation.metrics == [*DEFAULT_METRICS, "loss"]
+    message = json.loads(broker.queues[settings.QUEUE_GPU].get_nowait())
+    assert message["args"] == [evaluation.pk]
+    run.config["eval_examples"] = 0  # asked for none
+    assert queue_end_of_run(run) is None
+    no_validation = completed_run(user, val_percent=0)
+    assert queue_end_of_run(no_validation) is None
+    assert Evaluation.objects.count() == 1
+
+
+def test_cancelling_a_running_evaluation_stops_the_worker_at_its_next_report(
+    owner_client, evaluation
+):
+    Evaluation.objects.filter(pk=evaluation.pk).update(status="running", summary={})
+    page = owner_client.get(reverse("evaluations:detail", args=[evaluation.pk])).content.decode()
+    assert 'data-testid="cancel-evaluation"' in page
+    owner_client.post(reverse("evaluations:cancel", args=[evaluation.pk]))
+    evaluation.refresh_from_db()
+    assert evaluation.status == "cancelled"
+    assert evaluation.report(phase="tuned", examples_done=1, examples_total=2) is False
+
+
+def test_the_table_is_paginated_and_the_pages_keep_the_filter(owner_client, evaluation):
+    EvalRow.objects.bulk_create(
+        EvalRow(
+            evaluation=evaluation,
+            index=i,
+            prompt=f"question {i}",
+            expected="x",
+            base_output="x",
+            tuned_output="y",
+            base_scores={"valid_json": False},
+            tuned_scores={"valid_json": False},
+            changed=True,
+        )
+        for i in range(2, 32)
+    )
+    url = reverse("evaluations:detail", args=[evaluation.pk])
+    first = owner_client.get(url, {"show": "changed"}).content.decode()
+    assert first.count('data-testid="example"') == 25 and "page 1 of 2" in first
+    assert "?page=2&show=changed&q=" in first
+    second = owner_client.get(url, {"show": "changed", "page": 2}).content.decode()
+    assert second.count('data-testid="example"') == 7 and "question 31" in second
+
+
+def test_the_csv_neutralises_every_formula_start(owner_client, evaluation):
+    starts = ["=", "+", "-", "@", "\t", "\r"]
+    EvalRow.objects.bulk_create(
+        EvalRow(
+            evaluation=evaluation,
+            index=10 + i,
+            prompt=f"{start}prompt",
+            expected=f"{start}expected",
+            base_output=f"{start}base",
+            tuned_output=f"{start}tuned",
+            base_scores={"valid_json": False},
+            tuned_scores={"valid_json": False},
+        )
+        for i, start in enumerate(starts)
+    )
+    response = owner_client.get(reverse("evaluations:csv", args=[evaluation.pk]))
+    rows = list(csv.reader(io.StringIO(content_of(response).decode(), newline="")))[3:]
+    assert len(rows) == len(starts)
+    for row, start in zip(rows, starts, strict=True):
+        assert row[1:5] == [f"'{start}{what}" for what in ("prompt", "expected", "base", "tuned")]
