@@ -426,3 +426,26 @@ def test_the_csv_neutralises_every_formula_start(owner_client, evaluation):
     assert len(rows) == len(starts)
     for row, start in zip(rows, starts, strict=True):
         assert row[1:5] == [f"'{start}{what}" for what in ("prompt", "expected", "base", "tuned")]
+
+
+def test_the_eval_set_is_the_validation_file_or_else_the_held_out_share(user):
+    from django.core.files.base import ContentFile
+
+    from evaluations.jobs.evaluate import run_subject, store_subject
+    from tests.factories import make_base_model
+
+    run = completed_run(user)
+    evaluation = Evaluation.objects.create(owner=user, run=run, metrics=["exact_match"])
+    assert len(run_subject(evaluation).records) == run.dataset.split_sizes()[1] > 0
+    dataset = make_dataset(make_project(owner=user))
+    held_out = b'{"instruction": "held out", "output": "yes"}\n'
+    dataset.validation_file.save("v.jsonl", ContentFile(held_out))
+    dataset.validation_row_count = 1
+    dataset.save()
+    run = make_run(project=dataset.project, dataset=dataset, status=Run.Status.COMPLETED)
+    of_run = Evaluation.objects.create(owner=user, run=run, metrics=["exact_match"])
+    alone = Evaluation.objects.create(
+        owner=user, project=dataset.project, base_model=make_base_model(), dataset=dataset
+    )
+    for subject in (run_subject(of_run), store_subject(alone)):
+        assert [r.fields["instruction"] for r in subject.records] == ["held out"]
