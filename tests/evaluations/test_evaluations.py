@@ -449,3 +449,23 @@ def test_the_eval_set_is_the_validation_file_or_else_the_held_out_share(user):
     )
     for subject in (run_subject(of_run), store_subject(alone)):
         assert [r.fields["instruction"] for r in subject.records] == ["held out"]
+
+
+def test_zero_examples_in_an_eval_file_or_asked_for_is_refused_and_stores_nothing(
+    owner_client, user, settings
+):
+    from pathlib import Path
+
+    run = completed_run(user)
+    for name, content in (("e.jsonl", b"\n\n"), ("e.csv", b"question,answer\n")):
+        body = post_file(owner_client, run, name, content).content.decode()
+        assert "The eval file cannot be read as an eval set" in body and "empty" in body, name
+    zero = owner_client.post(
+        reverse("evaluations:new", args=[run.pk]),
+        {"limit": 0, "metrics": ["exact_match"], "max_new_tokens": 8},
+    )
+    assert 'data-field="limit">Ensure this value is greater than or equal to 1.' in (
+        zero.content.decode()
+    )
+    assert not Evaluation.objects.exists()
+    assert not (Path(settings.MEDIA_ROOT) / "evaluations").exists()
