@@ -8,9 +8,11 @@ import re
 import pytest
 from django.conf import settings
 from django.urls import reverse
+from jsonschema import ValidationError
 
 from evaluations.models import BaseOutputs, EvalRow, Evaluation
 from tests.factories import make_dataset, make_project, make_run
+from tests.schemas import validate_evaluation, validate_run
 from tests.streams import content_of
 from tests.websockets import connect
 from training.engine.evaluate.metrics import DEFAULT_METRICS
@@ -156,6 +158,22 @@ def test_the_json_document_has_the_summary_and_every_example(owner_client, evalu
     doc = owner_client.get(reverse("evaluations:json", args=[evaluation.pk])).json()
     assert doc["summary"]["metrics"][0]["test"]["p_value"] == 1e-7
     assert [e["tuned_worse"] for e in doc["examples"]] == [False, True]
+    validate_evaluation(doc)  # docs/schema/evaluation.schema.json
+    with pytest.raises(ValidationError, match="is not one of"):
+        broken = json.loads(json.dumps(doc))
+        broken["summary"]["metrics"][0]["test"]["test"] = "t-test"
+        validate_evaluation(broken)
+
+
+def test_the_run_json_lists_its_evaluations_without_their_examples(owner_client, evaluation):
+    doc = owner_client.get(reverse("training:run_json", args=[evaluation.run_id])).json()
+    [listed] = doc["evaluations"]
+    assert listed["id"] == evaluation.pk and listed["summary"] == SUMMARY
+    assert "examples" not in listed
+    validate_run(doc)  # its evaluations by docs/schema/evaluation.schema.json
+    listed["summary"]["metrics"][0]["base"] = {"mean": 0.5}
+    with pytest.raises(ValidationError, match="'low' is a required property"):
+        validate_run(doc)
 
 
 def test_a_regex_that_does_not_compile_creates_nothing(owner_client, user, broker):
@@ -256,6 +274,8 @@ def test_a_run_ends_with_an_evaluation_whose_base_replies_are_reused(
     ]
     doc = owner_client.get(reverse("training:run_json", args=[run.pk])).json()
     assert doc["evaluations"][0]["summary"]["examples"] == 3
+    validate_run(doc)
+    validate_evaluation(owner_client.get(reverse("evaluations:json", args=[again.pk])).json())
     page = owner_client.get(run.get_absolute_url()).content.decode()
     assert 'data-testid="evaluation-link"' in page
 
