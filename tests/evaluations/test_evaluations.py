@@ -131,6 +131,11 @@ def test_the_results_page_says_in_words_whether_tuning_helped(owner_client, eval
     assert "Tuned is better on valid JSON: 96% vs 3%, p &lt; 0.001." in page
     assert "95% CI 0-10%" in page
     assert page.count('data-testid="example"') == 2
+    # Each example: input, expected, both outputs and pass/fail per metric, base -> tuned.
+    first = page[page.index('data-testid="example"') :].split("</tr>")[0]
+    for text in ("What is 2 + 2?", "{&quot;answer&quot;: &quot;4&quot;}", "=HYPERLINK"):
+        assert text in first, text
+    assert "valid_json: ✗ → ✓" in first
 
 
 def test_the_table_filters_worse_changed_and_text(owner_client, evaluation, htmx_headers):
