@@ -494,3 +494,17 @@ def test_zero_examples_in_an_eval_file_or_asked_for_is_refused_and_stores_nothin
     )
     assert not Evaluation.objects.exists()
     assert not (Path(settings.MEDIA_ROOT) / "evaluations").exists()
+
+
+def test_cached_base_replies_are_the_owners_and_go_with_the_account(user, other_user):
+    from evaluations.jobs.evaluate import DatabaseCache
+
+    replies = {"outputs": ["Paris"], "losses": None}
+    DatabaseCache(user.pk).put("k" * 64, replies)
+    assert DatabaseCache(user.pk).get("k" * 64) == replies
+    assert DatabaseCache(other_user.pk).get("k" * 64) is None  # never a hit on another's
+    DatabaseCache(other_user.pk).put("k" * 64, {"outputs": ["Rome"], "losses": None})
+    assert DatabaseCache(user.pk).get("k" * 64)["outputs"] == ["Paris"]
+    assert BaseOutputs.objects.get(owner=user).hits == 2
+    user.delete()
+    assert list(BaseOutputs.objects.values_list("owner", flat=True)) == [other_user.pk]
