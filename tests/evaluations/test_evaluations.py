@@ -217,6 +217,12 @@ def test_starting_an_evaluation_sends_its_id_after_commit(
     queue = broker.queues[settings.QUEUE_GPU]
     message = json.loads(queue.get_nowait())
     assert (message["actor_name"], message["args"]) == ("run_evaluation", [evaluation.pk])
+    assert (evaluation.max_new_tokens, evaluation.temperature) == (16, 0.0)  # empty: greedy
+    owner_client.post(
+        reverse("evaluations:new", args=[run.pk]),
+        {"limit": 10, "metrics": ["exact_match"], "max_new_tokens": 8, "temperature": 0.7},
+    )
+    assert Evaluation.objects.first().temperature == 0.7
 
 
 def test_cancelling_a_queued_evaluation_means_the_worker_never_runs_it(owner_client, user):
