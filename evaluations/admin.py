@@ -11,4 +11,4 @@ class EvaluationAdmin(admin.ModelAdmin):
 
 @admin.register(BaseOutputs)
 class BaseOutputsAdmin(admin.ModelAdmin):
-    list_display = ("key", "hits", "created")
+    list_display = ("key", "owner", "hits", "created")

@@ -29,6 +29,14 @@ class EvaluationForm(forms.Form):
     max_new_tokens = forms.IntegerField(
         label=_("Max new tokens"), min_value=1, max_value=1024, initial=64
     )
+    temperature = forms.FloatField(
+        label=_("Temperature"),
+        min_value=0.0,
+        max_value=2.0,
+        initial=0.0,
+        required=False,
+        help_text=_("0 = greedy decoding (the same reply every time)"),
+    )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -38,6 +46,8 @@ class EvaluationForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
+        if cleaned.get("temperature") is None and "temperature" not in self.errors:
+            cleaned["temperature"] = 0.0  # empty: greedy
         if "regex" in cleaned.get("metrics", []):
             try:
                 compile_regex(cleaned.get("regex", ""))
@@ -62,13 +72,6 @@ class StoreEvaluationForm(EvaluationForm):
         required=False,
         empty_label=_("none: an uploaded eval file"),
         help_text=_("Its validation rows are the eval set, rendered with its prompt template"),
-    )
-    temperature = forms.FloatField(
-        label=_("Temperature"),
-        min_value=0.0,
-        max_value=2.0,
-        initial=0.0,
-        help_text=_("0 = greedy decoding (the same reply every time)"),
     )
 
     def __init__(self, *args, project: Project, **kwargs) -> None:

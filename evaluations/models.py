@@ -129,14 +129,25 @@ class EvalRow(models.Model):
 
 
 class BaseOutputs(models.Model):
-    """The base model's replies for one eval set and generation settings, reused by later
-    runs and evaluations; ``key`` hashes every input that decides them."""
+    """The base model's replies for one eval set and generation settings, reused by the
+    owner's later runs and evaluations; ``key`` hashes every input that decides them.
 
-    key = models.CharField(max_length=64, unique=True)
+    Kept per owner: the replies echo the owner's prompts, so they go with the account,
+    and another user never learns (from a cache hit) what someone else evaluated."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="base_outputs"
+    )
+    key = models.CharField(max_length=64)
     outputs = models.JSONField()
     losses = models.JSONField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     hits = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("owner", "key", name="base_outputs_unique_owner_key")
+        ]
 
     def __str__(self) -> str:
         return self.key[:12]

@@ -27,3 +27,7 @@ def validate_run(document: dict) -> None:
 
 def validate_runs(document: dict) -> None:
     _validator("runs.schema.json").validate(document)
+
+
+def validate_evaluation(document: dict) -> None:
+    _validator("evaluation.schema.json").validate(document)

@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.db.models import F
+
 from evaluations import events
 from evaluations.judging import judge_config
 from evaluations.models import BaseOutputs, EvalRow, Evaluation
@@ -30,18 +32,24 @@ STORE_MAX_SEQ_LEN = 512
 
 
 class DatabaseCache:
-    """Base replies shared by every evaluation with the same inputs (BaseOutputs rows)."""
+    """Base replies shared by one owner's evaluations with the same inputs (BaseOutputs)."""
+
+    def __init__(self, owner_id: int) -> None:
+        self.rows = BaseOutputs.objects.filter(owner_id=owner_id)
+        self.owner_id = owner_id
 
     def get(self, key: str) -> dict | None:
-        found = BaseOutputs.objects.filter(key=key).first()
+        found = self.rows.filter(key=key).first()
         if found is None:
             return None
-        BaseOutputs.objects.filter(pk=found.pk).update(hits=found.hits + 1)
+        BaseOutputs.objects.filter(pk=found.pk).update(hits=F("hits") + 1)
         return {"outputs": found.outputs, "losses": found.losses}
 
     def put(self, key: str, value: dict) -> None:
         BaseOutputs.objects.update_or_create(
-            key=key, defaults={"outputs": value["outputs"], "losses": value["losses"]}
+            owner_id=self.owner_id,
+            key=key,
+            defaults={"outputs": value["outputs"], "losses": value["losses"]},
         )
 
 
@@ -188,7 +196,7 @@ def _evaluate(evaluation: Evaluation) -> None:
         custom_template=subject.custom_template,
         max_seq_len=subject.max_seq_len,
         model_dir=subject.model_dir,
-        cache=DatabaseCache(),
+        cache=DatabaseCache(evaluation.owner_id),
         hooks=EvalHooks(on_progress=on_progress),
     )
     rows = []

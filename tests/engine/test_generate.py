@@ -24,12 +24,15 @@ def test_left_padding_puts_every_prompt_against_the_right_edge():
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
 
 
-@pytest.mark.parametrize("template", ["model", "alpaca"])
-def test_eval_prompts_are_the_tokens_chat_sends(tokenizer, template):
+@pytest.mark.parametrize(
+    ("template", "custom"),
+    [("model", ""), ("alpaca", ""), ("custom", "Q: {instruction}\nA: {output}")],
+)
+def test_eval_prompts_are_the_tokens_chat_sends(tokenizer, template, custom):
     for record in records():
         messages = [{"role": "user", "content": record.fields["instruction"]}]
-        chat = encode_prompt(tokenizer, messages, template)["input_ids"][0].tolist()
-        assert prompt_ids(tokenizer, record, template) == chat
+        chat = encode_prompt(tokenizer, messages, template, custom)["input_ids"][0].tolist()
+        assert prompt_ids(tokenizer, record, template, custom) == chat
 
 
 @pytest.mark.slow

@@ -3,15 +3,19 @@
 import csv
 import io
 import json
+import re
 
 import pytest
 from django.conf import settings
 from django.urls import reverse
+from jsonschema import ValidationError
 
 from evaluations.models import BaseOutputs, EvalRow, Evaluation
 from tests.factories import make_dataset, make_project, make_run
+from tests.schemas import validate_evaluation, validate_run
 from tests.streams import content_of
 from tests.websockets import connect
+from training.engine.evaluate.metrics import DEFAULT_METRICS
 from training.models import Run
 
 pytestmark = pytest.mark.django_db
@@ -127,6 +131,11 @@ def test_the_results_page_says_in_words_whether_tuning_helped(owner_client, eval
     assert "Tuned is better on valid JSON: 96% vs 3%, p &lt; 0.001." in page
     assert "95% CI 0-10%" in page
     assert page.count('data-testid="example"') == 2
+    # Each example: input, expected, both outputs and pass/fail per metric, base -> tuned.
+    first = page[page.index('data-testid="example"') :].split("</tr>")[0]
+    for text in ("What is 2 + 2?", "{&quot;answer&quot;: &quot;4&quot;}", "=HYPERLINK"):
+        assert text in first, text
+    assert "valid_json: ✗ → ✓" in first
 
 
 def test_the_table_filters_worse_changed_and_text(owner_client, evaluation, htmx_headers):
@@ -154,6 +163,22 @@ def test_the_json_document_has_the_summary_and_every_example(owner_client, evalu
     doc = owner_client.get(reverse("evaluations:json", args=[evaluation.pk])).json()
     assert doc["summary"]["metrics"][0]["test"]["p_value"] == 1e-7
     assert [e["tuned_worse"] for e in doc["examples"]] == [False, True]
+    validate_evaluation(doc)  # docs/schema/evaluation.schema.json
+    with pytest.raises(ValidationError, match="is not one of"):
+        broken = json.loads(json.dumps(doc))
+        broken["summary"]["metrics"][0]["test"]["test"] = "t-test"
+        validate_evaluation(broken)
+
+
+def test_the_run_json_lists_its_evaluations_without_their_examples(owner_client, evaluation):
+    doc = owner_client.get(reverse("training:run_json", args=[evaluation.run_id])).json()
+    [listed] = doc["evaluations"]
+    assert listed["id"] == evaluation.pk and listed["summary"] == SUMMARY
+    assert "examples" not in listed
+    validate_run(doc)  # its evaluations by docs/schema/evaluation.schema.json
+    listed["summary"]["metrics"][0]["base"] = {"mean": 0.5}
+    with pytest.raises(ValidationError, match="'low' is a required property"):
+        validate_run(doc)
 
 
 def test_a_regex_that_does_not_compile_creates_nothing(owner_client, user, broker):
@@ -192,6 +217,12 @@ def test_starting_an_evaluation_sends_its_id_after_commit(
     queue = broker.queues[settings.QUEUE_GPU]
     message = json.loads(queue.get_nowait())
     assert (message["actor_name"], message["args"]) == ("run_evaluation", [evaluation.pk])
+    assert (evaluation.max_new_tokens, evaluation.temperature) == (16, 0.0)  # empty: greedy
+    owner_client.post(
+        reverse("evaluations:new", args=[run.pk]),
+        {"limit": 10, "metrics": ["exact_match"], "max_new_tokens": 8, "temperature": 0.7},
+    )
+    assert Evaluation.objects.first().temperature == 0.7
 
 
 def test_cancelling_a_queued_evaluation_means_the_worker_never_runs_it(owner_client, user):
@@ -254,6 +285,8 @@ def test_a_run_ends_with_an_evaluation_whose_base_replies_are_reused(
     ]
     doc = owner_client.get(reverse("training:run_json", args=[run.pk])).json()
     assert doc["evaluations"][0]["summary"]["examples"] == 3
+    validate_run(doc)
+    validate_evaluation(owner_client.get(reverse("evaluations:json", args=[again.pk])).json())
     page = owner_client.get(run.get_absolute_url()).content.decode()
     assert 'data-testid="evaluation-link"' in page
 
@@ -336,3 +369,148 @@ def test_an_eval_file_in_another_format_and_shape_is_stored_with_how_to_read_it(
     assert evaluation.eval_spec["shape"] == "prompt_completion"
     assert evaluation.eval_spec["mapping"] == {"prompt": "question", "completion": "answer"}
     assert evaluation.eval_file.read() == content
+
+
+def test_the_run_form_offers_an_end_of_run_evaluation_of_up_to_100_examples(owner_client, user):
+    from tests.factories import make_base_model
+
+    make_base_model()
+    project = make_project(owner=user)
+    make_dataset(project)
+    page = owner_client.get(reverse("training:new", args=[project.pk])).content.decode()
+    assert "Evaluate on N validation examples at the end" in page
+    assert re.search(r'<input type="number" name="eval_examples" value="100"', page)
+
+
+def test_a_run_ending_queues_its_evaluation_only_when_it_has_rows_to_evaluate(
+    user, broker, django_capture_on_commit_callbacks
+):
+    from evaluations.jobs.end_of_run import queue_end_of_run
+
+    run = completed_run(user)
+    run.config.pop("eval_examples", None)  # the engine's default: up to 100
+    with django_capture_on_commit_callbacks(execute=True):
+        evaluation = queue_end_of_run(run)
+    assert evaluation.automatic and evaluation.limit == 100
+    assert evaluation.metrics == [*DEFAULT_METRICS, "loss"]
+    message = json.loads(broker.queues[settings.QUEUE_GPU].get_nowait())
+    assert message["args"] == [evaluation.pk]
+    run.config["eval_examples"] = 0  # asked for none
+    assert queue_end_of_run(run) is None
+    no_validation = completed_run(user, val_percent=0)
+    assert queue_end_of_run(no_validation) is None
+    assert Evaluation.objects.count() == 1
+
+
+def test_cancelling_a_running_evaluation_stops_the_worker_at_its_next_report(
+    owner_client, evaluation
+):
+    Evaluation.objects.filter(pk=evaluation.pk).update(status="running", summary={})
+    page = owner_client.get(reverse("evaluations:detail", args=[evaluation.pk])).content.decode()
+    assert 'data-testid="cancel-evaluation"' in page
+    owner_client.post(reverse("evaluations:cancel", args=[evaluation.pk]))
+    evaluation.refresh_from_db()
+    assert evaluation.status == "cancelled"
+    assert evaluation.report(phase="tuned", examples_done=1, examples_total=2) is False
+
+
+def test_the_table_is_paginated_and_the_pages_keep_the_filter(owner_client, evaluation):
+    EvalRow.objects.bulk_create(
+        EvalRow(
+            evaluation=evaluation,
+            index=i,
+            prompt=f"question {i}",
+            expected="x",
+            base_output="x",
+            tuned_output="y",
+            base_scores={"valid_json": False},
+            tuned_scores={"valid_json": False},
+            changed=True,
+        )
+        for i in range(2, 32)
+    )
+    url = reverse("evaluations:detail", args=[evaluation.pk])
+    first = owner_client.get(url, {"show": "changed"}).content.decode()
+    assert first.count('data-testid="example"') == 25 and "page 1 of 2" in first
+    assert "?page=2&show=changed&q=" in first
+    second = owner_client.get(url, {"show": "changed", "page": 2}).content.decode()
+    assert second.count('data-testid="example"') == 7 and "question 31" in second
+
+
+def test_the_csv_neutralises_every_formula_start(owner_client, evaluation):
+    starts = ["=", "+", "-", "@", "\t", "\r"]
+    EvalRow.objects.bulk_create(
+        EvalRow(
+            evaluation=evaluation,
+            index=10 + i,
+            prompt=f"{start}prompt",
+            expected=f"{start}expected",
+            base_output=f"{start}base",
+            tuned_output=f"{start}tuned",
+            base_scores={"valid_json": False},
+            tuned_scores={"valid_json": False},
+        )
+        for i, start in enumerate(starts)
+    )
+    response = owner_client.get(reverse("evaluations:csv", args=[evaluation.pk]))
+    rows = list(csv.reader(io.StringIO(content_of(response).decode(), newline="")))[3:]
+    assert len(rows) == len(starts)
+    for row, start in zip(rows, starts, strict=True):
+        assert row[1:5] == [f"'{start}{what}" for what in ("prompt", "expected", "base", "tuned")]
+
+
+def test_the_eval_set_is_the_validation_file_or_else_the_held_out_share(user):
+    from django.core.files.base import ContentFile
+
+    from evaluations.jobs.evaluate import run_subject, store_subject
+    from tests.factories import make_base_model
+
+    run = completed_run(user)
+    evaluation = Evaluation.objects.create(owner=user, run=run, metrics=["exact_match"])
+    assert len(run_subject(evaluation).records) == run.dataset.split_sizes()[1] > 0
+    dataset = make_dataset(make_project(owner=user))
+    held_out = b'{"instruction": "held out", "output": "yes"}\n'
+    dataset.validation_file.save("v.jsonl", ContentFile(held_out))
+    dataset.validation_row_count = 1
+    dataset.save()
+    run = make_run(project=dataset.project, dataset=dataset, status=Run.Status.COMPLETED)
+    of_run = Evaluation.objects.create(owner=user, run=run, metrics=["exact_match"])
+    alone = Evaluation.objects.create(
+        owner=user, project=dataset.project, base_model=make_base_model(), dataset=dataset
+    )
+    for subject in (run_subject(of_run), store_subject(alone)):
+        assert [r.fields["instruction"] for r in subject.records] == ["held out"]
+
+
+def test_zero_examples_in_an_eval_file_or_asked_for_is_refused_and_stores_nothing(
+    owner_client, user, settings
+):
+    from pathlib import Path
+
+    run = completed_run(user)
+    for name, content in (("e.jsonl", b"\n\n"), ("e.csv", b"question,answer\n")):
+        body = post_file(owner_client, run, name, content).content.decode()
+        assert "The eval file cannot be read as an eval set" in body and "empty" in body, name
+    zero = owner_client.post(
+        reverse("evaluations:new", args=[run.pk]),
+        {"limit": 0, "metrics": ["exact_match"], "max_new_tokens": 8},
+    )
+    assert 'data-field="limit">Ensure this value is greater than or equal to 1.' in (
+        zero.content.decode()
+    )
+    assert not Evaluation.objects.exists()
+    assert not (Path(settings.MEDIA_ROOT) / "evaluations").exists()
+
+
+def test_cached_base_replies_are_the_owners_and_go_with_the_account(user, other_user):
+    from evaluations.jobs.evaluate import DatabaseCache
+
+    replies = {"outputs": ["Paris"], "losses": None}
+    DatabaseCache(user.pk).put("k" * 64, replies)
+    assert DatabaseCache(user.pk).get("k" * 64) == replies
+    assert DatabaseCache(other_user.pk).get("k" * 64) is None  # never a hit on another's
+    DatabaseCache(other_user.pk).put("k" * 64, {"outputs": ["Rome"], "losses": None})
+    assert DatabaseCache(user.pk).get("k" * 64)["outputs"] == ["Paris"]
+    assert BaseOutputs.objects.get(owner=user).hits == 2
+    user.delete()
+    assert list(BaseOutputs.objects.values_list("owner", flat=True)) == [other_user.pk]

@@ -223,6 +223,29 @@ def test_a_runs_evaluation_on_an_uploaded_file_runs_through_the_real_job(
     assert entry["tuned"] is not None and entry["test"]["test"] == "mcnemar"
 
 
+def test_manage_py_evaluate_compares_an_adapter_with_its_base(tiny_run_model, tmp_path):
+    import io
+
+    from django.core.management import call_command
+
+    base, adapter = tiny_run_model
+    data = tmp_path / "eval.csv"
+    data.write_bytes(CSV_EVAL)
+    config = tmp_path / "eval.yaml"
+    config.write_text(
+        f"model_dir: {base}\nadapter_dir: {adapter}\ndata: {data}\nformat: csv\n"
+        "shape: prompt_completion\nmapping: {prompt: question, completion: answer}\n"
+        "max_new_tokens: 4\nmetrics: [exact_match, rouge_l]\n"
+    )
+    out = io.StringIO()
+    call_command("evaluate", "--config", str(config), stdout=out, stderr=io.StringIO())
+    result = json.loads(out.getvalue())
+    assert [e["expected"] for e in result["examples"]] == ["4", "Paris", "hi"]
+    assert all(e["tuned_output"] is not None for e in result["examples"])
+    exact, rouge = result["summary"]["metrics"]
+    assert (exact["test"]["test"], rouge["test"]["test"]) == ("mcnemar", "paired_bootstrap")
+
+
 def configure_judge(settings, url: str) -> None:
     from tests.fakejudge import KEY
 

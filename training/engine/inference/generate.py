@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from training.engine.inference.cores import use_free_cores
+
 
 @dataclass(frozen=True)
 class GenerationSettings:
@@ -79,6 +81,10 @@ def generate(
         batch = left_pad([prompts[i] for i in chunk], tokenizer.pad_token_id)
         if settings.temperature > 0:
             torch.manual_seed(settings.seed + start)
+        if device.type == "cpu":
+            # A thread on a core another process keeps busy holds up every decoding step
+            # (4-30x slower on the shared 2-core machine): the free cores only.
+            use_free_cores()
         with torch.inference_mode():
             out = model.generate(
                 **{k: v.to(device) for k, v in batch.items()}, generation_config=config
