@@ -37,6 +37,25 @@ class EvaluationForm(forms.Form):
         required=False,
         help_text=_("0 = greedy decoding (the same reply every time)"),
     )
+    top_p = forms.FloatField(
+        label=_("Top-p"),
+        min_value=0.01,
+        max_value=1.0,
+        initial=1.0,
+        required=False,
+        help_text=_(
+            "Sampling only (temperature above 0): keep the smallest set of tokens "
+            "whose probabilities add up to this"
+        ),
+    )
+    seed = forms.IntegerField(
+        label=_("Seed"),
+        min_value=0,
+        max_value=2**31 - 1,
+        initial=0,
+        required=False,
+        help_text=_("Sampling only: the same seed gives the same replies"),
+    )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -48,6 +67,10 @@ class EvaluationForm(forms.Form):
         cleaned = super().clean()
         if cleaned.get("temperature") is None and "temperature" not in self.errors:
             cleaned["temperature"] = 0.0  # empty: greedy
+        if cleaned.get("top_p") is None and "top_p" not in self.errors:
+            cleaned["top_p"] = 1.0
+        if cleaned.get("seed") is None and "seed" not in self.errors:
+            cleaned["seed"] = 0
         if "regex" in cleaned.get("metrics", []):
             try:
                 compile_regex(cleaned.get("regex", ""))

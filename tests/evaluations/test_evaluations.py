@@ -217,12 +217,21 @@ def test_starting_an_evaluation_sends_its_id_after_commit(
     queue = broker.queues[settings.QUEUE_GPU]
     message = json.loads(queue.get_nowait())
     assert (message["actor_name"], message["args"]) == ("run_evaluation", [evaluation.pk])
-    assert (evaluation.max_new_tokens, evaluation.temperature) == (16, 0.0)  # empty: greedy
+    # Empty sampling settings: greedy, top-p 1, seed 0.
+    assert (evaluation.max_new_tokens, evaluation.temperature) == (16, 0.0)
+    assert (evaluation.top_p, evaluation.seed) == (1.0, 0)
+    sampled = {"limit": 10, "metrics": ["exact_match"], "max_new_tokens": 8, "temperature": 0.7}
     owner_client.post(
-        reverse("evaluations:new", args=[run.pk]),
-        {"limit": 10, "metrics": ["exact_match"], "max_new_tokens": 8, "temperature": 0.7},
+        reverse("evaluations:new", args=[run.pk]), {**sampled, "top_p": 0.9, "seed": 7}
     )
-    assert Evaluation.objects.first().temperature == 0.7
+    latest = Evaluation.objects.order_by("-pk").first()
+    assert (latest.temperature, latest.top_p, latest.seed) == (0.7, 0.9, 7)
+    response = owner_client.post(
+        reverse("evaluations:new", args=[run.pk]), {**sampled, "top_p": 0, "seed": -1}
+    )
+    assert Evaluation.objects.count() == 2  # refused: nothing created
+    assert "top_p" in response.context["eval_form"].errors
+    assert "seed" in response.context["eval_form"].errors
 
 
 def test_cancelling_a_queued_evaluation_means_the_worker_never_runs_it(owner_client, user):

@@ -30,7 +30,9 @@ metrics: [exact_match, contains, rouge_l, valid_json, json_equal, length, loss]
 ignore_case: false
 regex: ""
 max_new_tokens: 64
-temperature: 0
+temperature: 0                     # > 0 samples, with top_p and seed
+top_p: 1.0
+seed: 0
 max_seq_len: 512
 """
 
@@ -89,6 +91,7 @@ class Command(BaseCommand):
                 max_new_tokens=int(settings.get("max_new_tokens", 64)),
                 temperature=float(settings.get("temperature", 0)),
                 top_p=float(settings.get("top_p", 1.0)),
+                seed=int(settings.get("seed", 0)),
             ),
             has_adapter=chat.has_adapter,
             adapter_off=chat.model.disable_adapter if chat.has_adapter else contextlib.nullcontext,
