@@ -8,6 +8,8 @@ from django.urls import reverse
 
 from exports.models import Export, HubPush, HubToken
 from exports.services import create_export, push_to_hub, save_hub_token
+from tests.pretrained import pretrained_run
+from training.engine.export import llama
 
 pytestmark = pytest.mark.django_db
 TOKEN = "hf_ownerWRITEtoken1234"
@@ -212,3 +214,61 @@ def test_a_push_to_a_badly_named_repository_is_refused_and_creates_nothing(
         )
         assert "named like your-name/model-name" in page.content.decode(), bad
     assert not HubPush.objects.exists()
+
+
+def export_of(run, kind, run_queued, capture, **fields) -> Export:
+    with capture(execute=True):
+        export = create_export(run, kind, **fields)
+    run_queued(settings.QUEUE_DEFAULT)
+    export.refresh_from_db()
+    assert export.status == Export.Status.DONE, export.error
+    return export
+
+
+def assert_pushed(fake_hub, export, repo_id, weights) -> str:
+    """Every file of ``export`` is in the repository as written, ``weights`` through LFS;
+    returns the model card."""
+    repo = fake_hub.repos[repo_id]
+    local = {p.relative_to(export.folder).as_posix(): p for p in export.folder.rglob("*")}
+    assert set(repo.files) == {"README.md"} | {n for n, p in local.items() if p.is_file()}
+    for name, path in local.items():
+        if path.is_file():
+            assert repo.files[name] == path.read_bytes(), name
+    assert repo.sha256(weights) in fake_hub.lfs_objects
+    assert fake_hub.lfs_objects[repo.sha256(weights)] == repo.files[weights]
+    return repo.files["README.md"].decode()
+
+
+def test_a_merged_export_is_pushed_with_its_weights_through_lfs_and_a_model_card(
+    fake_hub, finished_run, user, broker, run_queued, django_capture_on_commit_callbacks
+):
+    fake_hub.add_token(TOKEN, "owner")
+    save_hub_token(user, TOKEN)
+    capture = django_capture_on_commit_callbacks
+    export = export_of(finished_run, "merged", run_queued, capture, dtype="float32")
+    job = push(export, "owner/tiny-merged", run_queued, capture)
+    assert job.status == HubPush.Status.DONE, job.error
+    card = assert_pushed(fake_hub, export, "owner/tiny-merged", "model.safetensors")
+    assert {"config.json", "tokenizer.json"} <= set(fake_hub.repos["owner/tiny-merged"].files)
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["library_name"] == "transformers" and "slmlab" in meta["tags"]
+    assert "answer the lab's check prompts exactly like the adapter" in card
+    assert "## Intended use" in card
+
+
+@pytest.mark.skipif(not llama.available(), reason="llama-cpp-python not installed")
+def test_a_gguf_export_is_pushed_with_its_modelfile_the_gguf_through_lfs_and_a_model_card(
+    fake_hub, user, broker, run_queued, django_capture_on_commit_callbacks
+):
+    fake_hub.add_token(TOKEN, "owner")
+    save_hub_token(user, TOKEN)
+    capture = django_capture_on_commit_callbacks
+    export = export_of(pretrained_run(user), "gguf", run_queued, capture, quant="f16")
+    job = push(export, "owner/tiny-gguf", run_queued, capture, private=False)
+    assert job.status == HubPush.Status.DONE, job.error
+    assert fake_hub.private["owner/tiny-gguf"] is False
+    card = assert_pushed(fake_hub, export, "owner/tiny-gguf", export.gguf_path.name)
+    assert "Modelfile" in fake_hub.repos["owner/tiny-gguf"].files
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["library_name"] == "gguf" and "gguf" in meta["tags"]
+    assert "Loaded in llama.cpp (F16): next-token agreement with the merged model" in card
