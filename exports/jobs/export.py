@@ -19,6 +19,9 @@ from projects.datasets import check_quota_for
 from slmlab.jobs import JobStatus
 from training.engine.data.records import DatasetError
 from training.engine.export import pipeline
+from training.engine.export.chat_template import ChatTemplateError
+from training.engine.export.llama import LlamaCppMissing
+from training.engine.export.support import GgufExportError
 from training.engine.export.verify import VerificationFailed
 
 logger = logging.getLogger(__name__)
@@ -88,13 +91,17 @@ def run_export(export_id: int) -> None:
     events.publish(export.run_id)
 
 
+# Failures that are a reason for the owner, not a bug: the message says it all.
+EXPECTED = (DatasetError, LlamaCppMissing, GgufExportError, ChatTemplateError)
+
+
 def _failed(export: Export, exc: BaseException) -> None:
     if not Export.objects.filter(pk=export.pk, status=JobStatus.RUNNING).exists():
         logger.info("export %s: deleted or cancelled meanwhile; stopped", export.pk)
         return
     if isinstance(exc, VerificationFailed):
         message, report = str(exc), exc.report
-    elif isinstance(exc, DatasetError):
+    elif isinstance(exc, EXPECTED):  # refusals with their reason: no traceback, no class name
         message, report = str(exc), {}
     else:
         logger.exception("export %s failed", export.pk)
