@@ -78,17 +78,7 @@ class Target:
     def context_length(self) -> int:
         if self.base_model is not None:
             return self.base_model.context_length
-        return pretrained_context_length(self.run)
-
-
-def pretrained_context_length(run: Run | None) -> int:
-    """The context of the design a pretraining run (or the one a fine-tune starts from)
-    trained; 0 when unknown."""
-    if run is None:
-        return 0
-    source = run if run.is_pretraining else run.base_run
-    design = (source.config or {}).get("design") if source is not None else None
-    return int((design or {}).get("context_length") or 0)
+        return self.run.context_length if self.run is not None else 0
 
 
 def tuned_runs(user):

@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from playground.services import RUN_PREFIX, resolve_model, tuned_runs
+from playground.services import RUN_PREFIX, base_label, resolve_model, tuned_runs
 from projects import events, services
 from projects.access import get_project_for_user
 from projects.models import BaseModel, SyntheticGeneration
@@ -49,12 +49,12 @@ CHECK_CHOICES = [
 
 
 def model_choices(user) -> list[tuple[str, str]]:
-    """Store models by name, and the user's fine-tunes with an adapter as run-<id>, as the
-    Playground and /v1 name them."""
+    """Store models by name, and the user's runs with a model (fine-tunes with an adapter,
+    models pretrained in the lab) as run-<id>, as the Playground and /v1 name and label
+    them."""
     choices = [(m.name, m.name) for m in BaseModel.objects.all()]
     for run in tuned_runs(user):
-        label = _("%(run)s (fine-tune of %(base)s)") % {"run": run.name, "base": run.base_model}
-        choices.append((f"{RUN_PREFIX}{run.pk}", label))
+        choices.append((f"{RUN_PREFIX}{run.pk}", base_label(run)))
     return choices
 
 

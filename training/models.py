@@ -169,6 +169,16 @@ class Run(Transitions, models.Model):
         }
 
     @property
+    def context_length(self) -> int:
+        """Tokens the model this run trains can attend to (its store model's, or the
+        design's it was pretrained with, or started from); 0 when unknown."""
+        if self.base_model_id is not None:
+            return self.base_model.context_length
+        source = self if self.is_pretraining else self.base_run
+        design = (source.config or {}).get("design") if source is not None else None
+        return int((design or {}).get("context_length") or 0)
+
+    @property
     def has_model(self) -> bool:
         """A pretraining run that saved its model (completed, or stopped at its limit)."""
         return (

@@ -31,8 +31,10 @@ def _subject(item: SyntheticGeneration) -> tuple[Path, Path | None, str, str]:
     """Model folder, adapter folder and the prompt template of the chosen model; a run is
     asked the way it was trained (its dataset's template), a store model in its chat."""
     gone = LookupError(f"the model {item.model_label} is no longer available")
-    if item.model_ref.startswith("run-"):  # the Playground's name of a fine-tune
+    if item.model_ref.startswith("run-"):  # the Playground's name of a run's model
         run = item.run
+        if run is not None and run.has_model:  # pretrained in the lab: its own weights
+            return run.model_dir, None, "model", ""
         if run is None or not run.has_adapter:
             raise gone
         return (
@@ -107,7 +109,7 @@ def _generate(item: SyntheticGeneration):
         custom,
         on_progress=on_progress,
         batch_size=synthesize.BATCH_SIZE,
-        context_length=item.base_model.context_length if item.base_model else 0,
+        context_length=item.run.context_length if item.run else item.base_model.context_length,
     )
     tally = keeper.tally
     if not keeper.rows:

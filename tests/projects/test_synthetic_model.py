@@ -249,7 +249,7 @@ def test_a_check_that_drops_every_row_fails_clearly_and_stores_nothing(
         regex="^never-said$",
         max_new_tokens=4,
     )
-    assert item.run == run and item.model_label == "tuned (fine-tune of bundled)"
+    assert item.run == run and item.model_label == "tuned (tuned bundled)"
     with django_capture_on_commit_callbacks(execute=True):
         run_queued(settings.QUEUE_GPU)
     item.refresh_from_db()
@@ -371,3 +371,43 @@ def test_progress_is_pushed_to_the_owners_page(user):
     pushed = websockets.push_after_connect(f"/ws/synthetic/{item.pk}/", user, a_batch_is_done)
     assert "2 of 4 generated · 1 kept · 1 failed the check · 0 duplicates" in pushed
     assert 'value="50"' in pushed
+
+
+def test_a_model_pretrained_in_the_lab_writes_a_dataset_with_its_own_weights(
+    user, owner_client, broker, run_queued, django_capture_on_commit_callbacks
+):
+    from tests.pretrained import pretrained_run
+
+    run = pretrained_run(user)  # a real tiny model, context 128 tokens
+    page = owner_client.get(page_url(run.project)).content.decode()
+    assert f'value="run-{run.pk}"' in page and "(pretrained in the lab)" in page
+    item = start(
+        owner_client,
+        run.project,
+        django_capture_on_commit_callbacks,
+        model=f"run-{run.pk}",
+        examples="",
+        temperature=0.8,
+        max_new_tokens=8,
+    )
+    assert item.run == run and item.base_model is None
+    with django_capture_on_commit_callbacks(execute=True):
+        run_queued(settings.QUEUE_GPU)
+    item.refresh_from_db()
+    assert item.status == "done", item.error
+    assert item.generated == 4 and item.result.row_count == item.kept > 0
+    # Asked for more than its design's context holds, it refuses before generating.
+    SyntheticGeneration.objects.all().delete()
+    item = start(
+        owner_client,
+        run.project,
+        django_capture_on_commit_callbacks,
+        model=f"run-{run.pk}",
+        examples="",
+        max_new_tokens=200,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        run_queued(settings.QUEUE_GPU)
+    item.refresh_from_db()
+    assert item.status == "failed" and item.generated == 0
+    assert "128" in item.error, item.error
