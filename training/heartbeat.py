@@ -284,15 +284,44 @@ def _after_lost(job) -> None:
     # projects.ModelDownload: its page polls; the status is right on the next one.
 
 
+# A worker without a heartbeat row is judged by its queue stamps (slmlab.presence),
+# which a thread of the worker writes, not a beat process: silent for this many stale
+# windows, not one, before it is taken for dead, so a busy CPU job that starves the
+# thread for a while is not failed.
+SILENT_STAMP_WINDOWS = 3
+
+
+def silent_unregistered_workers() -> set[str]:
+    """Workers with no heartbeat row whose queue stamps stopped long ago: they died
+    without saying goodbye (a worker that stops cleanly removes its stamps)."""
+    from slmlab import presence
+    from training.models import Worker
+
+    client = presence.redis_client()
+    if client is None:
+        return set()
+    try:
+        stamps = presence.last_stamps(client)
+    except Exception:
+        logger.exception("could not read the workers' queue stamps")
+        return set()
+    limit = time.time() - SILENT_STAMP_WINDOWS * settings.WORKER_STALE_AFTER_S
+    silent = {name for name, seen in stamps.items() if seen < limit}
+    registered = set(Worker.objects.filter(name__in=silent).values_list("name", flat=True))
+    return silent - registered
+
+
 def reap_stale_jobs() -> list[tuple[str, int]]:
     """Running background jobs (slmlab.jobs.Job) whose worker died fail with a reason the
     owner can read; returns (model label, id) of each.
 
     A job's worker is dead when it is a registered worker (a training worker's
-    heartbeat row) whose beat is older than SLMLAB_WORKER_STALE_AFTER_S, or, registered
+    heartbeat row) whose beat is older than SLMLAB_WORKER_STALE_AFTER_S; or, registered
     or not (the CPU worker never beats), when it ran on this host and its process is
-    gone. A worker that is neither (unregistered, on another host) cannot be judged and
-    its jobs are left alone, as are jobs claimed by no worker and the reaper's own.
+    gone; or, unregistered, when its queue stamps in Redis are older than
+    SILENT_STAMP_WINDOWS stale windows. A worker that is none of these (say, one that
+    stopped cleanly and removed its stamps) cannot be judged and its jobs are left
+    alone, as are jobs claimed by no worker and the reaper's own.
     """
     from slmlab.jobs import JobStatus
     from training.models import Worker
@@ -300,6 +329,7 @@ def reap_stale_jobs() -> list[tuple[str, int]]:
     cutoff = timezone.now() - timedelta(seconds=settings.WORKER_STALE_AFTER_S)
     stale = set(Worker.objects.filter(last_seen__lt=cutoff).values_list("name", flat=True))
     stale |= set(gone_worker_names())
+    stale |= silent_unregistered_workers()
     me = worker_name()
     reaped = []
     for model in _job_models():

@@ -5,15 +5,19 @@ are left alone."""
 import socket
 import subprocess
 import sys
+import time
 from datetime import timedelta
 
+import dramatiq
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.utils import timezone
+from dramatiq.brokers.redis import RedisBroker
 
 from exports import events as export_events
 from exports.models import Export
+from slmlab import lab, presence
 from tests.factories import make_run
 from training.heartbeat import WORKER_LOST, reap_stale_jobs
 from training.models import Worker
@@ -154,3 +158,40 @@ def test_every_kind_of_job_is_reaped(settings):
     assert reap_stale_jobs() == [("projects.DatasetStats", stats.pk)]
     stats.refresh_from_db()
     assert stats.status == "failed" and "stopped unexpectedly" in stats.error
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    proc, url = lab.start_embedded_redis(tmp_path_factory.mktemp("redis"))
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_broker(redis_url):
+    previous = dramatiq.get_broker()
+    broker = RedisBroker(url=redis_url)
+    broker.client.flushall()
+    dramatiq.set_broker(broker)
+    yield broker
+    dramatiq.set_broker(previous)
+
+
+def test_an_unregistered_worker_elsewhere_is_dead_once_its_queue_stamps_stopped_long_ago(
+    redis_broker, settings
+):
+    # The CPU worker in its own container: no heartbeat row, another host, only the
+    # queue stamps its presence thread writes, judged with a wide margin.
+    client, window = redis_broker.client, settings.WORKER_STALE_AFTER_S
+    now = time.time()
+    presence.stamp(client, "cpu-host-c:7", ["default", "interactive"], now=now - 4 * window)
+    presence.stamp(client, "cpu-host-c:8", ["default"], now=now - 2 * window)  # a slow beat
+    presence.stamp(client, "cpu-host-c:8", ["interactive"], now=now - 5 * window)
+    presence.stamp(client, "gpu-host-b:41", ["gpu"], now=now - 4 * window)
+    register("gpu-host-b:41", settings=settings)  # a fresh heartbeat row wins
+    run = make_run()
+    dead = running_export(run, "cpu-host-c:7")
+    kept = [running_export(run, name) for name in ("cpu-host-c:8", "gpu-host-b:41")]
+    assert reap_stale_jobs() == [("exports.Export", dead.pk)]
+    assert [Export.objects.get(pk=e.pk).status for e in kept] == ["running", "running"]
