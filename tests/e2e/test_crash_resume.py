@@ -295,6 +295,8 @@ def test_kill_9_of_a_worker_that_never_beats_fails_its_job_with_the_reason(lab):
     os.kill(worker_pid(held["worker"]), signal.SIGKILL)
     killed = time.monotonic()
     final = lab.wait_for(lambda: (r := row())["status"] != "running" and r, 30, "the reaper")
-    assert time.monotonic() - killed < 5 + 2  # within the stale window (5 s here)
+    took = time.monotonic() - killed
+    print(f"failed {took:.1f} s after the kill")
+    assert took < 5  # within the stale window (5 s here): its process is gone at once
     assert final["status"] == "failed"
     assert "stopped unexpectedly (crash or restart); start it again" in final["error"]
