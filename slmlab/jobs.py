@@ -21,6 +21,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from training.workers import worker_name
+
 
 class Transitions:
     """Conditional status changes: ``UPDATE … WHERE pk = … AND status IN (…)``."""
@@ -61,6 +63,9 @@ class Job(Transitions, models.Model):
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
+    # The worker process (host:pid) that claimed it: its jobs fail when it dies
+    # (training.heartbeat.reap_stale_jobs).
+    worker = models.CharField(max_length=200, blank=True)
 
     class Meta:
         abstract = True
@@ -75,7 +80,12 @@ class Job(Transitions, models.Model):
 
     def claim(self) -> bool:
         """queued → running for exactly one worker; a duplicate delivery gets False."""
-        return self._move([JobStatus.QUEUED], status=JobStatus.RUNNING, started=timezone.now())
+        return self._move(
+            [JobStatus.QUEUED],
+            status=JobStatus.RUNNING,
+            started=timezone.now(),
+            worker=worker_name(),
+        )
 
     def report(self, **progress: Any) -> bool:
         """Store progress fields while running; False when the job was cancelled or
@@ -109,5 +119,10 @@ class Job(Transitions, models.Model):
     def requeue(self) -> bool:
         """failed → queued, to try again."""
         return self._move(
-            [JobStatus.FAILED], status=JobStatus.QUEUED, error="", started=None, finished=None
+            [JobStatus.FAILED],
+            status=JobStatus.QUEUED,
+            error="",
+            started=None,
+            finished=None,
+            worker="",
         )

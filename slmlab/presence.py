@@ -58,6 +58,16 @@ def live_workers(client, queue: str, now: float | None = None) -> int:
     return client.zcount(key, now - settings.WORKER_STALE_AFTER_S, "+inf")
 
 
+def last_stamps(client) -> dict[str, float]:
+    """Each stamped worker's latest stamp on any of its queues (a Unix time)."""
+    latest: dict[str, float] = {}
+    for key in client.scan_iter(match=KEY.format(queue="*")):
+        for name, score in client.zrange(key, 0, -1, withscores=True):
+            name = name.decode() if isinstance(name, bytes) else name
+            latest[name] = max(score, latest.get(name, score))
+    return latest
+
+
 class QueuePresence(dramatiq.Middleware):
     """In every worker process: stamps its queues every heartbeat until it stops."""
 

@@ -16,6 +16,7 @@ import gc
 import logging
 import os
 import select
+import shutil
 import signal
 import socket
 import threading
@@ -27,6 +28,7 @@ import psutil
 from django.conf import settings
 from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from training.workers import SHUTTING_DOWN, worker_name
 
@@ -211,6 +213,141 @@ def reap_stale_runs() -> list[int]:
     return reaped
 
 
+WORKER_LOST = gettext_lazy(
+    "The worker running this stopped unexpectedly (crash or restart); start it again."
+)
+
+
+def _pid_gone(name: str, since) -> bool:
+    """Worker ``name`` (host:pid) ran on this host and its process is gone: dead, or its
+    pid now belongs to a process started after ``since`` (when it claimed the job)."""
+    host, _sep, pid = name.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        process = psutil.Process(int(pid))
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return True
+        return since is not None and process.create_time() > since.timestamp() + 1
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False
+
+
+def _job_models() -> list:
+    from django.apps import apps
+
+    from slmlab.jobs import Job
+
+    return [m for m in apps.get_models() if issubclass(m, Job)]
+
+
+def _after_lost(job) -> None:
+    """Tell the job's live page it failed, and remove what the job leaves half-written
+    where it already has a place for it (an export's temporary folder)."""
+    from designer import events as designer_events
+    from evaluations import events as evaluation_events
+    from exports import events as export_events
+    from playground import relay
+    from projects import events as project_events
+    from training import events as run_events
+
+    label = job._meta.label
+    if label == "exports.Export":
+        shutil.rmtree(job.temp_folder, ignore_errors=True)
+        export_events.publish(job.run_id)
+    elif label == "exports.HubPush":
+        export_events.publish(job.export.run_id)
+    elif label == "evaluations.Evaluation":
+        evaluation_events.publish(job.pk)
+        if job.run_id:
+            evaluation_events.publish_run(job.run_id)
+    elif label == "playground.Generation":
+        relay.publish_error(job.pk, job.error)
+    elif label == "designer.TrainedTokenizer":
+        designer_events.publish_tokenizer(job.pk)
+    elif label == "training.Generation":
+        run_events.publish_generations(job.run_id)
+    elif label == "training.ChatExchange":
+        run_events.publish_chats(job.run_id)
+    elif label == "projects.DatasetStats":
+        project_events.publish_stats(job.dataset_id)
+    elif label == "projects.DatasetCheck":
+        project_events.publish_check(job.pk)
+    elif label == "projects.DatasetImport":
+        project_events.publish_import(job.pk)
+    elif label == "projects.SyntheticGeneration":
+        project_events.publish_generation(job.pk)
+    elif label == "projects.Upload":
+        project_events.publish_upload(job.pk)
+    # projects.ModelDownload: its page polls; the status is right on the next one.
+
+
+# A worker without a heartbeat row is judged by its queue stamps (slmlab.presence),
+# which a thread of the worker writes, not a beat process: silent for this many stale
+# windows, not one, before it is taken for dead, so a busy CPU job that starves the
+# thread for a while is not failed.
+SILENT_STAMP_WINDOWS = 3
+
+
+def silent_unregistered_workers() -> set[str]:
+    """Workers with no heartbeat row whose queue stamps stopped long ago: they died
+    without saying goodbye (a worker that stops cleanly removes its stamps)."""
+    from slmlab import presence
+    from training.models import Worker
+
+    client = presence.redis_client()
+    if client is None:
+        return set()
+    try:
+        stamps = presence.last_stamps(client)
+    except Exception:
+        logger.exception("could not read the workers' queue stamps")
+        return set()
+    limit = time.time() - SILENT_STAMP_WINDOWS * settings.WORKER_STALE_AFTER_S
+    silent = {name for name, seen in stamps.items() if seen < limit}
+    registered = set(Worker.objects.filter(name__in=silent).values_list("name", flat=True))
+    return silent - registered
+
+
+def reap_stale_jobs() -> list[tuple[str, int]]:
+    """Running background jobs (slmlab.jobs.Job) whose worker died fail with a reason the
+    owner can read; returns (model label, id) of each.
+
+    A job's worker is dead when it is a registered worker (a training worker's
+    heartbeat row) whose beat is older than SLMLAB_WORKER_STALE_AFTER_S; or, registered
+    or not (the CPU worker never beats), when it ran on this host and its process is
+    gone; or, unregistered, when its queue stamps in Redis are older than
+    SILENT_STAMP_WINDOWS stale windows. A worker that is none of these (say, one that
+    stopped cleanly and removed its stamps) cannot be judged and its jobs are left
+    alone, as are jobs claimed by no worker and the reaper's own.
+    """
+    from slmlab.jobs import JobStatus
+    from training.models import Worker
+
+    cutoff = timezone.now() - timedelta(seconds=settings.WORKER_STALE_AFTER_S)
+    stale = set(Worker.objects.filter(last_seen__lt=cutoff).values_list("name", flat=True))
+    stale |= set(gone_worker_names())
+    stale |= silent_unregistered_workers()
+    me = worker_name()
+    reaped = []
+    for model in _job_models():
+        running = model._default_manager.filter(status=JobStatus.RUNNING).exclude(worker="")
+        for job in running.exclude(worker=me):
+            if job.worker not in stale and not _pid_gone(job.worker, job.started):
+                continue
+            # Conditional on it still running: a job that ended meanwhile is left be.
+            if not job.fail(str(WORKER_LOST)):
+                continue
+            try:
+                _after_lost(job)
+            except Exception:
+                logger.exception("could not tell %s %s failed", model._meta.label, job.pk)
+            reaped.append((model._meta.label, job.pk))
+    return reaped
+
+
 def _trains(worker) -> bool:
     # A CPU-only worker (statistics) trains nothing: not a training worker.
     whitelist = worker.consumer_whitelist
@@ -277,6 +414,9 @@ class WorkerHeartbeat(dramatiq.Middleware):
                 reaped = reap_stale_runs()
                 if reaped:
                     logger.warning("marked runs %s interrupted (their worker went silent)", reaped)
+                lost = reap_stale_jobs()
+                if lost:
+                    logger.warning("failed jobs %s (their worker went silent)", lost)
             except Exception:
                 logger.exception("heartbeat failed")
             self.stop.wait(settings.WORKER_HEARTBEAT_S)

@@ -87,10 +87,11 @@ class MiniLab:
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
-    def start_worker(self) -> subprocess.Popen:
+    def start_worker(self, *queues: str) -> subprocess.Popen:
         log = (self.data_dir / f"worker-{len(self.masters)}.log").open("w")
+        command = [sys.executable, "manage.py", "rundramatiq", "--processes", "1", "--threads", "1"]
         master = subprocess.Popen(
-            [sys.executable, "manage.py", "rundramatiq", "--processes", "1", "--threads", "1"],
+            [*command, *(["--queues", *queues] if queues else [])],
             cwd=ROOT,
             env=self.env,
             stdout=log,
@@ -255,3 +256,47 @@ def test_a_duplicated_message_never_trains_a_run_twice(lab):
     assert final["status"] == "completed", logs
     assert sum(line.startswith("claimed by a worker") for line in logs) == 1
     assert lab.metric_steps(run_id) == list(range(1, 17))
+
+
+CREATE_GENERATION = """
+from accounts.models import User
+from playground import services
+
+user = User.objects.create_user("crash@example.com", "a-Long-test-passw0rd")
+generation = services.start_generation(
+    user, "SmolLM2-135M-Instruct", prompt="Count to a thousand: 1, 2, 3, 4,",
+    sampling={"max_new_tokens": 4000},
+)
+print("GENERATION", generation.pk)
+"""
+
+
+def test_kill_9_of_a_worker_that_never_beats_fails_its_job_with_the_reason(lab):
+    # The chat-only worker trains nothing, so it has no heartbeat row; the training
+    # worker beside it sees its process gone and fails the generation it held.
+    lab.start_worker("gpu")
+    wait_until_registered(lab, 1)
+    lab.start_worker("chat")
+    out = lab.manage("shell", "-c", CREATE_GENERATION)
+    generation_id = int(out.split("GENERATION")[1].split()[0])
+
+    def row():
+        (found,) = lab.query(
+            "SELECT status, worker, first_token, error FROM playground_generation WHERE id = ?",
+            generation_id,
+        )
+        return dict(zip(["status", "worker", "first_token", "error"], found, strict=True))
+
+    held = lab.wait_for(
+        lambda: (r := row())["status"] == "running" and r["first_token"] and r,
+        240,
+        "the chat worker to stream its first token",
+    )
+    os.kill(worker_pid(held["worker"]), signal.SIGKILL)
+    killed = time.monotonic()
+    final = lab.wait_for(lambda: (r := row())["status"] != "running" and r, 30, "the reaper")
+    took = time.monotonic() - killed
+    print(f"failed {took:.1f} s after the kill")
+    assert took < 5  # within the stale window (5 s here): its process is gone at once
+    assert final["status"] == "failed"
+    assert "stopped unexpectedly (crash or restart); start it again" in final["error"]
