@@ -16,6 +16,7 @@ needs_trl = pytest.mark.skipif(importlib.util.find_spec("trl") is None, reason="
 CPUINFO = "flags\t\t: fpu avx2 fma avx512f {extra}\ncpu MHz\t\t: 2500.000\n"
 
 
+@needs_trl  # its default sides include TRL (./lab install installs the bench extra)
 def test_the_default_run_compares_ours_with_both_baselines_on_the_cpu() -> None:
     args = bench.parse_args([])
     assert args.sides.split(",") == ["ours", "baseline", "trl"]
@@ -55,6 +56,7 @@ def test_the_cpu_bf16_peak_doubles_with_avx512_bf16_and_is_amx_s_with_amx() -> N
     assert cpu_peak_flops(amx, cores=2) == fp32
 
 
+@needs_trl  # its default sides include TRL (./lab install installs the bench extra)
 def test_the_gpu_mode_uses_the_bf16_datasheet_peak_or_the_override() -> None:
     cuda = bench.parse_args(["--device", "cuda"])
     assert bench.peaks(cuda, "NVIDIA H200") == {
@@ -156,6 +158,7 @@ def test_the_gpu_mode_says_so_on_a_machine_without_cuda() -> None:
         bench.main(["--device", "cuda", "--tiny", "--sides", "ours"])
 
 
+@needs_trl  # its default sides include TRL (./lab install installs the bench extra)
 def test_trl_on_the_cpu_autocasts_bf16_exactly_where_the_engine_does() -> None:
     import torch
 
