@@ -17,6 +17,22 @@ from training.engine.config import RunConfig
 from training.engine.data import samples
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Engine tests compare runs for exact equality (a resume against a straight run, a
+    seed against itself): with the thread count following the machine's load, a busy
+    machine changed the order of sums between two runs and they parted at step 3. One
+    thread is what a busy two-core machine gets anyway. (test_threads and
+    test_inference_cores lift it to test the free-core choice.)"""
+    before = os.environ.get("SLMLAB_TORCH_THREADS")
+    os.environ["SLMLAB_TORCH_THREADS"] = "1"
+    yield
+    if before is None:
+        del os.environ["SLMLAB_TORCH_THREADS"]
+    else:
+        os.environ["SLMLAB_TORCH_THREADS"] = before
+
+
 @pytest.fixture(scope="session")
 def store_dir(bundled_model_dir: Path) -> Path:
     return bundled_model_dir.parent

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import torch
 
 from training.engine.inference import cores
 from training.engine.train import threads
+
+
+@pytest.fixture(autouse=True)
+def free_cores(monkeypatch):
+    """These tests are of the free-core choice: the engine tests' pin is lifted."""
+    monkeypatch.delenv("SLMLAB_TORCH_THREADS", raising=False)
 
 
 def test_a_thread_starts_with_every_core_then_follows_what_others_leave(monkeypatch) -> None:

@@ -16,6 +16,12 @@ intr 12345
 """
 
 
+@pytest.fixture(autouse=True)
+def free_cores(monkeypatch):
+    """These tests are of the free-core choice: the engine tests' pin is lifted."""
+    monkeypatch.delenv("SLMLAB_TORCH_THREADS", raising=False)
+
+
 def test_busy_time_counts_only_our_cores_and_leaves_idle_and_iowait_out():
     tick = 1 / os.sysconf("SC_CLK_TCK")
     assert threads.busy_seconds([0], STAT) == pytest.approx(200 * tick)
@@ -66,4 +72,22 @@ def test_a_busy_core_takes_a_thread_away_before_the_next_optimizer_step():
     finally:
         hog.kill()
         hog.wait()
+        threads.configure()
+
+
+def test_a_pinned_thread_count_holds_whatever_the_load(monkeypatch):
+    monkeypatch.setenv("SLMLAB_TORCH_THREADS", "1")
+    try:
+        assert threads.configure() == 1 and torch.get_num_threads() == 1
+        param = torch.nn.Parameter(torch.zeros(1))
+        optimizer = torch.optim.SGD([param], lr=0.1)
+        for _ in range(3):
+            param.grad = torch.ones(1)
+            optimizer.step()
+            assert threads.adjust() == 1 and torch.get_num_threads() == 1
+        monkeypatch.setenv("SLMLAB_TORCH_THREADS", "two")
+        with pytest.raises(ValueError, match="SLMLAB_TORCH_THREADS must be a whole number"):
+            threads.configure()
+    finally:
+        monkeypatch.delenv("SLMLAB_TORCH_THREADS")
         threads.configure()
